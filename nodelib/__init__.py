@@ -1,0 +1,16 @@
+"""nodelib: the PyTorch package behind the interactive textbook on Neural ODEs.
+
+One module per concept, named after what it teaches:
+
+- :mod:`nodelib.solvers` (chapter 1): teaching ODE solvers with torchdiffeq's calling convention;
+- :mod:`nodelib.blocks` (chapter 1): vector fields, residual blocks, ResNets and ODE blocks;
+- :mod:`nodelib.plotting`: trajectories, vector fields and convergence plots;
+- :mod:`nodelib.utils`: seeding, device selection, parameter counts.
+
+The four names below are the everyday surface; everything else is reached through its module.
+"""
+from .solvers import SolveStats, StepBudgetExceeded, odeint
+from .utils import seed_everything
+
+__all__ = ["odeint", "SolveStats", "StepBudgetExceeded", "seed_everything"]
+__version__ = "0.1.0"

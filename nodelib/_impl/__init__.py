@@ -1,0 +1,1 @@
+"""nodelib's internals: one file per solver family, as in torchdiffeq. Import from :mod:`nodelib` instead."""

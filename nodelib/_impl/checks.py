@@ -1,0 +1,103 @@
+"""Input checks shared by the solvers. Every message says what was expected and what arrived."""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import torch
+from torch import Tensor
+
+
+def check_state(y0: Any) -> Tensor:
+    if isinstance(y0, (tuple, list)):
+        raise TypeError(
+            "y0 must be a single torch.Tensor; nodelib's teaching solvers do not take tuples of tensors. "
+            "Concatenate the parts (torch.cat of flattened pieces) or use torchdiffeq.odeint, which does."
+        )
+    if not isinstance(y0, Tensor):
+        raise TypeError(f"y0 must be a torch.Tensor, got {type(y0).__name__}")
+    if not y0.is_floating_point():
+        raise TypeError(f"y0 must have a floating-point dtype (float32 or float64), got {y0.dtype}")
+    if y0.numel() == 0:
+        raise ValueError(f"y0 is empty (shape {tuple(y0.shape)}): there is no state to integrate")
+    if not torch.isfinite(y0).all():
+        raise ValueError("y0 contains NaN or infinite values; the initial state must be finite")
+    return y0
+
+
+def check_time_grid(t: Any, y0: Tensor) -> Tensor:
+    """A 1-D, finite, strictly monotone grid of at least two times, cast to y0's dtype and device."""
+    if not isinstance(t, Tensor):
+        try:
+            t = torch.as_tensor(t)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise TypeError(f"t must be a 1-D tensor (or sequence) of times, got {type(t).__name__}") from exc
+    if t.dim() != 1:
+        raise ValueError(f"t must be a 1-D time grid, got a tensor of shape {tuple(t.shape)}")
+    if t.numel() < 2:
+        raise ValueError(f"t must hold at least two times (start and end), got {t.numel()}")
+    if t.is_complex():
+        raise TypeError("t must be real")
+    if t.device != y0.device:
+        raise ValueError(f"t is on {t.device} but y0 is on {y0.device}; put both on the same device")
+    t = t.to(y0.dtype)
+    if not torch.isfinite(t).all():
+        raise ValueError("t contains NaN or infinite values; the time grid must be finite")
+    dt = t[1:] - t[:-1]
+    if not ((dt > 0).all() or (dt < 0).all()):
+        raise ValueError(
+            "t must be strictly increasing or strictly decreasing (no repeated times, no change of "
+            f"direction); got {_short(t)}"
+        )
+    return t
+
+
+def check_positive(name: str, value: Any, *, allow_none: bool = False) -> Any:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, Tensor):
+        if value.numel() != 1:
+            raise ValueError(f"{name} must be a positive number, got a tensor of shape {tuple(value.shape)}")
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a positive number, got {type(value).__name__}")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive finite number, got {value}")
+    return value
+
+
+def check_max_steps(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"max_steps must be a positive integer, got {value!r}")
+    return value
+
+
+def checked_func(func: Callable[[Tensor, Tensor], Tensor], y0: Tensor) -> Callable[[Tensor, Tensor], Tensor]:
+    """Wrap ``func`` so that its first output is checked against y0 (type, shape, dtype)."""
+    if not callable(func):
+        raise TypeError(f"func must be callable as func(t, y), got {type(func).__name__}")
+    checked = False
+
+    def wrapped(t: Tensor, y: Tensor) -> Tensor:
+        nonlocal checked
+        out = func(t, y)
+        if not checked:
+            if not isinstance(out, Tensor):
+                raise TypeError(f"func(t, y) must return a torch.Tensor, got {type(out).__name__}")
+            if out.shape != y0.shape:
+                raise ValueError(
+                    f"func(t, y) returned shape {tuple(out.shape)}, expected the shape of y0, {tuple(y0.shape)}"
+                )
+            if out.dtype != y0.dtype:
+                raise TypeError(f"func(t, y) returned dtype {out.dtype}, expected y0's dtype {y0.dtype}")
+            checked = True
+        return out
+
+    return wrapped
+
+
+def _short(t: Tensor) -> str:
+    values = t.detach().cpu().tolist()
+    if len(values) > 8:
+        return "[" + ", ".join(f"{v:g}" for v in values[:4]) + ", ..., " + ", ".join(f"{v:g}" for v in values[-2:]) + "]"
+    return "[" + ", ".join(f"{v:g}" for v in values) + "]"

@@ -1,0 +1,131 @@
+"""Adaptive Dormand–Prince 5(4) with error control and dense output.
+
+Each step computes a fifth-order solution and an embedded fourth-order one from the same seven stages.
+Their difference ``err`` estimates the local error; the step is accepted when
+
+    ratio = rms( err / (atol + rtol * max(|y|, |y_new|)) ) <= 1
+
+and the next step size is ``h * clamp(safety * ratio**(-1/5), dfactor, ifactor)`` either way. The last
+stage is ``f`` at the new point ("first same as last"), so an accepted step costs six new evaluations.
+Requested output times that fall inside a step are filled in with a fourth-order quartic interpolant,
+so the step sizes are chosen by accuracy alone, not by how densely the output is sampled.
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import torch
+from torch import Tensor
+
+from .rk import DOPRI5, DOPRI5_MID, combine, quartic_interpolant, rk_step
+from .stats import SolveStats
+
+Func = Callable[[Tensor, Tensor], Tensor]
+
+SAFETY = 0.9
+IFACTOR = 10.0  # largest growth of the step size from one step to the next
+DFACTOR = 0.2  # largest shrink
+
+
+class StepBudgetExceeded(RuntimeError):
+    """An adaptive solve needed more steps than ``max_steps`` allowed."""
+
+
+def _rms(x: Tensor) -> float:
+    return float(x.detach().pow(2).mean().sqrt())
+
+
+def _error_ratio(err: Tensor, y: Tensor, y_new: Tensor, rtol: float, atol: float) -> float:
+    scale = atol + rtol * torch.maximum(y.detach().abs(), y_new.detach().abs())
+    return _rms(err / scale)
+
+
+def initial_step(func: Func, t0: float, y0: Tensor, f0: Tensor, direction: float, rtol: float, atol: float, order: int) -> float:
+    """Hairer, Nørsett & Wanner's starting step (Solving ODEs I, §II.4): two evaluations of f in all."""
+    scale = atol + rtol * y0.detach().abs()
+    d0 = _rms(y0 / scale)
+    d1 = _rms(f0 / scale)
+    h0 = 1e-6 if d0 < 1e-5 or d1 < 1e-5 else 0.01 * d0 / d1
+    y1 = y0 + direction * h0 * f0
+    f1 = func(torch.as_tensor(t0 + direction * h0, dtype=y0.dtype, device=y0.device), y1)
+    d2 = _rms((f1 - f0) / scale) / h0
+    if max(d1, d2) <= 1e-15:
+        h1 = max(1e-6, h0 * 1e-3)
+    else:
+        h1 = (0.01 / max(d1, d2)) ** (1.0 / order)
+    return min(100 * h0, h1)
+
+
+def integrate_dopri5(
+    func: Func,
+    y0: Tensor,
+    t: Tensor,
+    rtol: float,
+    atol: float,
+    max_steps: int,
+    first_step: Optional[float],
+    stats: SolveStats,
+) -> Tensor:
+    times = [float(v) for v in t.detach().cpu()]
+    t_end = times[-1]
+    direction = 1.0 if t_end > times[0] else -1.0
+    dtype, device = y0.dtype, y0.device
+
+    def as_time(value: float) -> Tensor:
+        return torch.as_tensor(value, dtype=dtype, device=device)
+
+    t_now, y = times[0], y0
+    f_now = func(as_time(t_now), y)
+    if first_step is None:
+        h = initial_step(func, t_now, y, f_now, direction, rtol, atol, DOPRI5.order)
+    else:
+        h = first_step
+    h = min(h, abs(t_end - times[0]))
+
+    outputs = [y0]
+    j = 1
+    tiny = 4 * torch.finfo(dtype).eps
+    while j < len(times):
+        if stats.n_steps + stats.n_rejected >= max_steps:
+            raise StepBudgetExceeded(
+                f"dopri5 used its whole budget of max_steps={max_steps} steps (accepted and rejected) and "
+                f"reached t={t_now:g} of [{times[0]:g}, {t_end:g}]; the last step size was {h:.3g}. The problem "
+                "may be stiff or the tolerances too tight for it: loosen rtol/atol, raise max_steps, or use a "
+                "fixed-step method with a small step_size."
+            )
+        remaining = abs(t_end - t_now)
+        if h >= remaining * (1 - 1e-12):  # last step: land exactly on the end time
+            h = remaining
+        if h <= tiny * max(1.0, abs(t_now)):
+            raise StepBudgetExceeded(
+                f"dopri5's step size underflowed ({h:.3g}) at t={t_now:g}: the error control cannot be met. "
+                "The solution may be blowing up or the vector field may be discontinuous there."
+            )
+        h_signed = as_time(direction * h)
+        y_new, ks = rk_step(func, DOPRI5, as_time(t_now), y, h_signed, f0=f_now)
+        err = combine(torch.zeros_like(y), h_signed, [b - bh for b, bh in zip(DOPRI5.b, DOPRI5.b_hat)], ks)
+        ratio = _error_ratio(err, y, y_new, rtol, atol)
+        if ratio != ratio or ratio == float("inf"):  # NaN or inf: the trial step blew up, shrink hard
+            stats.n_rejected += 1
+            h *= DFACTOR
+            continue
+        if ratio <= 1.0:
+            t_new = t_end if h == remaining else t_now + direction * h
+            f_new = ks[-1]  # FSAL: f(t_new, y_new)
+            stats.record_step(t_now, direction * h)
+            while j < len(times) and (times[j] - t_new) * direction <= 0:
+                if times[j] == t_new:
+                    outputs.append(y_new)
+                else:
+                    y_mid = combine(y, h_signed, DOPRI5_MID, ks)
+                    theta = as_time((times[j] - t_now) / (t_new - t_now))
+                    outputs.append(quartic_interpolant(y, y_new, y_mid, f_now, f_new, h_signed, theta))
+                j += 1
+            t_now, y, f_now = t_new, y_new, f_new
+        else:
+            stats.n_rejected += 1
+        factor = IFACTOR if ratio == 0 else min(IFACTOR, max(DFACTOR, SAFETY * ratio ** (-1.0 / DOPRI5.order)))
+        if ratio > 1.0:
+            factor = min(factor, 1.0)
+        h = h * factor
+    return torch.stack(outputs)

@@ -1,0 +1,68 @@
+"""Fixed-step integration: Euler, midpoint, RK4 and the 3/8 rule share one driver.
+
+The grid follows torchdiffeq's convention so that the two packages can be swapped: without a step size
+the solver steps exactly from one requested time to the next; with ``step_size=h`` it takes steps of
+``h`` from ``t[0]`` (the last one shortened to land on ``t[-1]``) and reads requested times that fall
+inside a step off the straight line between the step's ends.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Optional
+
+import torch
+from torch import Tensor
+
+from .rk import ButcherTableau, rk_step
+from .stats import SolveStats
+
+Func = Callable[[Tensor, Tensor], Tensor]
+
+
+def step_grid(t: Tensor, step_size: Optional[float]) -> Tensor:
+    """The times at which a fixed-step solver evaluates its state."""
+    if step_size is None:
+        return t
+    span = (t[-1] - t[0]).item()
+    # ceil(span / h), forgiving the last bit of round-off so that 1.0 / 0.1 takes ten steps, not eleven.
+    ratio = abs(span) / step_size
+    n_steps = max(1, math.ceil(ratio - 1e-9 * max(1.0, ratio)))
+    direction = 1.0 if span > 0 else -1.0
+    k = torch.arange(n_steps + 1, dtype=t.dtype, device=t.device)
+    grid = t[0] + k * (direction * step_size)
+    return torch.cat([grid[:-1], t[-1:]])
+
+
+def integrate_fixed(
+    func: Func,
+    tableau: ButcherTableau,
+    y0: Tensor,
+    t: Tensor,
+    step_size: Optional[float],
+    stats: SolveStats,
+) -> Tensor:
+    grid = step_grid(t, step_size)
+    forward = bool(t[-1] > t[0])
+    outputs = [y0]
+    j = 1  # next requested time to fill
+    y = y0
+    for i in range(len(grid) - 1):
+        t0, t1 = grid[i], grid[i + 1]
+        h = t1 - t0
+        y_next, _ = rk_step(func, tableau, t0, y, h)
+        stats.record_step(float(t0), float(h))
+        if not torch.isfinite(y_next).all():
+            raise FloatingPointError(
+                f"the solution became NaN or infinite at t={float(t1):g}, after {i + 1} {tableau.name} step(s) "
+                f"of size {abs(float(h)):g}. Explicit methods are unstable when the step is too large for "
+                "the problem (stiffness): try a smaller step_size, or method='dopri5'."
+            )
+        while j < len(t) and ((t[j] <= t1) if forward else (t[j] >= t1)):
+            if t[j] == t1:
+                outputs.append(y_next)
+            else:  # linear interpolation inside the step, as torchdiffeq does by default
+                w = (t[j] - t0) / h
+                outputs.append(y + w * (y_next - y))
+            j += 1
+        y = y_next
+    return torch.stack(outputs)

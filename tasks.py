@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""Build, test and open the book. Needs only Python 3.11+; everything else goes into ./.venv on first use.
+
+    python3 tasks.py book    # build the HTML book into _build/html from the committed notebooks
+    python3 tasks.py test    # unit tests, every chapter under nbval, and the book build with -W
+    python3 tasks.py lab     # open JupyterLab on the chapters
+
+The virtual environment is (re)installed when pyproject.toml changes. Set NODELIB_VENV to put it
+elsewhere. Extra arguments after `test` go to pytest (e.g. `python3 tasks.py test -k solvers`).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import time
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = Path(os.environ.get("NODELIB_VENV", ROOT / ".venv"))
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
+EXTRAS = {"book": "book", "test": "test", "lab": "lab"}
+
+
+def run(cmd: list[str], **kwargs) -> None:
+    print("+", " ".join(str(c) for c in cmd), flush=True)
+    code = subprocess.call([str(c) for c in cmd], **kwargs)
+    if code != 0:
+        sys.exit(code)
+
+
+def ensure_env(extra: str) -> None:
+    """Create .venv and install nodelib (editable) with the given extra, unless already done."""
+    if sys.version_info < (3, 11):
+        sys.exit(f"Python 3.11 or newer is needed; this is {sys.version.split()[0]}")
+    if not PYTHON.exists():
+        print(f"Creating a virtual environment in {VENV} ...", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+        run([PYTHON, "-m", "pip", "install", "--quiet", "--upgrade", "pip"])
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()[:16]
+    stamp = VENV / f".installed-{extra}-{digest}"
+    if stamp.exists():
+        return
+    started = time.perf_counter()
+    print(f"Installing nodelib[{extra}] and its dependencies (first run only; torch is large) ...", flush=True)
+    run([PYTHON, "-m", "pip", "install", "--quiet", "--editable", f"{ROOT}[{extra}]"])
+    stamp.write_text("ok\n")
+    print(f"Installed in {time.perf_counter() - started:.0f} s.", flush=True)
+
+
+def book(args: list[str]) -> None:
+    ensure_env(EXTRAS["book"])
+    run([BIN / "jupyter-book", "build", ROOT, *args])
+    print(f"\nThe book is at {ROOT / '_build' / 'html' / 'index.html'}")
+
+
+def test(args: list[str]) -> None:
+    ensure_env(EXTRAS["test"])
+    env = dict(os.environ, MPLBACKEND="Agg", PYDEVD_DISABLE_FILE_VALIDATION="1")
+    run([PYTHON, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-p", "no:cacheprovider", *args], cwd=ROOT, env=env)
+
+
+def lab(args: list[str]) -> None:
+    ensure_env(EXTRAS["lab"])
+    run([BIN / "jupyter", "lab", f"--ServerApp.root_dir={ROOT}", "--LabApp.default_url=/lab/tree/chapters", *args])
+
+
+COMMANDS = {"book": book, "test": test, "lab": lab}
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
+        print(__doc__)
+        sys.exit(2)
+    COMMANDS[sys.argv[1]](sys.argv[2:])

@@ -1,0 +1,97 @@
+"""The book builds with warnings as errors, renders the committed outputs, and refuses a broken notebook."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+
+def jupyter_book() -> str:
+    exe = Path(sys.executable).parent / "jupyter-book"
+    return str(exe) if exe.exists() else (shutil.which("jupyter-book") or "jupyter-book")
+
+
+def build(source: Path, out: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [jupyter_book(), "build", str(source), "--path-output", str(out), "-W", "--keep-going"],
+        capture_output=True, text=True, timeout=1800,
+    )
+
+
+@pytest.fixture(scope="module")
+def built_book(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("book")
+    result = build(ROOT, out)
+    assert result.returncode == 0, f"book build failed:\n{result.stdout[-6000:]}\n{result.stderr[-6000:]}"
+    return out / "_build" / "html"
+
+
+@pytest.mark.slow
+def test_chapter_one_renders_its_parts(built_book):
+    html = (built_book / "chapters" / "01_resnets_are_euler_steps.html").read_text(encoding="utf-8")
+    assert html.count("<img") >= 6, "figures from the committed outputs"
+    assert 'class="eqno"' in html, "numbered equations"
+    assert 'class="proof' in html, "definitions, theorems and proofs"
+    assert html.count('class="exercise') >= 4 and html.count('class="solution') >= 4
+    assert "colab.research.google.com" in html and "mybinder.org" in html, "launch buttons"
+    assert "../book/bibliography.html#" in html, "citations link to the bibliography"
+
+
+@pytest.mark.slow
+def test_front_matter_is_built(built_book):
+    for page in ["intro", "how_to_use", "notation", "bibliography"]:
+        assert (built_book / "book" / f"{page}.html").exists()
+    bib = (built_book / "book" / "bibliography.html").read_text(encoding="utf-8")
+    for author in ["Jhin", "Zhang", "Yu", "Capell", "Facci"]:  # the five seed papers
+        assert author in bib
+
+
+def _nbcheck():
+    spec = importlib.util.spec_from_file_location("nbcheck", ROOT / "book" / "_ext" / "nbcheck.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _notebook(outputs, execution_count=1) -> dict:
+    cell = {"cell_type": "code", "execution_count": execution_count, "metadata": {}, "outputs": outputs, "source": "1/0"}
+    return {"cells": [{"cell_type": "markdown", "metadata": {}, "source": "# Broken"}, cell],
+            "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+            "nbformat": 4, "nbformat_minor": 5}
+
+
+ERROR = {"output_type": "error", "ename": "ZeroDivisionError", "evalue": "division by zero", "traceback": []}
+
+
+def test_nbcheck_finds_errors_and_unexecuted_cells(tmp_path):
+    nbcheck = _nbcheck()
+    broken = tmp_path / "broken.ipynb"
+    broken.write_text(json.dumps(_notebook([ERROR])))
+    assert nbcheck.problems(broken) == ["code cell 1 raised ZeroDivisionError: division by zero"]
+    broken.write_text(json.dumps(_notebook([], execution_count=None)))
+    assert nbcheck.problems(broken) == ["code cell 1 was never executed"]
+    fine = tmp_path / "fine.ipynb"
+    fine.write_text(json.dumps(_notebook([{"output_type": "stream", "name": "stdout", "text": "ok"}])))
+    assert nbcheck.problems(fine) == []
+
+
+@pytest.mark.slow
+def test_a_notebook_committed_with_an_error_fails_the_build(tmp_path):
+    book = tmp_path / "mini"
+    book.mkdir()
+    (book / "_toc.yml").write_text("format: jb-book\nroot: broken\n")
+    (book / "_config.yml").write_text(
+        "title: mini\nexecute:\n  execute_notebooks: 'off'\n"
+        f"sphinx:\n  local_extensions:\n    nbcheck: {ROOT / 'book' / '_ext'}\n"
+    )
+    (book / "broken.ipynb").write_text(json.dumps(_notebook([ERROR])))
+    result = build(book, tmp_path / "out")
+    assert result.returncode != 0
+    assert "raised ZeroDivisionError" in result.stdout + result.stderr

@@ -1,0 +1,104 @@
+"""Every chapter notebook is committed ready to render and to run: in the book, in JupyterLab, on Colab.
+
+nbval (run by the same test command) executes the notebooks; these checks read the committed files.
+"""
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+
+from conftest import CHAPTERS, ROOT, load_notebook
+
+ABSOLUTE_PATH = re.compile(r"(/work/|/tmp/|/root/|/home/\w+/|/Users/\w+/|[A-Z]:\\\\Users)")
+CHAPTER_IDS = [p.stem for p in CHAPTERS]
+
+
+def source(cell) -> str:
+    return "".join(cell.get("source", ""))
+
+
+def code_cells(nb):
+    return [c for c in nb["cells"] if c["cell_type"] == "code" and source(c).strip()]
+
+
+def markdown(nb) -> str:
+    return "\n".join(source(c) for c in nb["cells"] if c["cell_type"] == "markdown")
+
+
+def test_there_are_chapters():
+    assert CHAPTERS, "no notebooks under chapters/"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=CHAPTER_IDS)
+def test_first_code_cell_sets_up_colab_from_this_repository(path):
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    first = source(code_cells(load_notebook(path))[0])
+    assert 'if "google.colab" in sys.modules' in first
+    assert f"git+{config['repository']['url']}@{config['repository']['branch']}" in first
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=CHAPTER_IDS)
+def test_executed_top_to_bottom_without_errors(path):
+    cells = code_cells(load_notebook(path))
+    counts = [c.get("execution_count") for c in cells]
+    assert None not in counts, "some code cells were never executed: the book renders committed outputs"
+    assert counts == list(range(1, len(cells) + 1)), "execution counts are not 1..n: run 'Restart & Run All'"
+    for c in cells:
+        for out in c.get("outputs", []):
+            assert out["output_type"] != "error", f"a cell raised {out.get('ename')}: {source(c)[:80]!r}"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=CHAPTER_IDS)
+def test_no_absolute_paths_of_this_machine(path):
+    text = path.read_text(encoding="utf-8")
+    match = ABSOLUTE_PATH.search(text)
+    assert match is None, f"absolute path {match.group(0)!r} in {path.name}"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=CHAPTER_IDS)
+def test_chapter_has_the_book_shape(path):
+    text = markdown(load_notebook(path))
+    for heading in ("## Learning goals", "## Summary", "## Exercises"):
+        assert heading in text, f"missing section {heading!r}"
+    exercises = re.findall(r"\{exercise\}[^\n]*\n:label: (\S+)", text)
+    assert len(exercises) >= 4, f"only {len(exercises)} exercises"
+    solutions = re.findall(r"\{solution-start\} (\S+)", text)
+    assert sorted(solutions) == sorted(exercises), "every exercise needs exactly one solution"
+    assert text.count("{solution-start}") == text.count("{solution-end}")
+    assert "{cite" in text, "a chapter cites its sources"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=CHAPTER_IDS)
+def test_key_numbers_are_compared_by_nbval(path):
+    checked = [c for c in code_cells(load_notebook(path)) if "# NBVAL_CHECK_OUTPUT" in source(c)]
+    assert len(checked) >= 3
+    for c in checked:
+        assert any(o["output_type"] == "stream" for o in c["outputs"]), "a compared cell must print its numbers"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=CHAPTER_IDS)
+def test_interactive_cells_have_a_static_figure_beside_them(path):
+    cells = load_notebook(path)["cells"]
+    for i, c in enumerate(cells):
+        if c["cell_type"] == "code" and "widgets.interact" in source(c):
+            assert "remove-output" in c["metadata"].get("tags", []), "the book cannot run widgets: hide their output"
+            following = cells[i + 1]
+            assert any("image/png" in o.get("data", {}) for o in following.get("outputs", [])), (
+                "a widget cell must be followed by a static figure for the rendered book"
+            )
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=CHAPTER_IDS)
+def test_notebook_stays_small(path):
+    assert path.stat().st_size < 5 * 2**20
+
+
+def test_toc_lists_every_chapter_and_every_toc_entry_exists():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]] + [ch["file"] for part in toc["parts"] for ch in part["chapters"]]
+    for f in files:
+        assert (ROOT / f).with_suffix(".md").exists() or (ROOT / f).with_suffix(".ipynb").exists(), f
+    listed = {f for f in files if f.startswith("chapters/")}
+    assert listed == {f"chapters/{p.stem}" for p in CHAPTERS}

@@ -1,0 +1,44 @@
+"""The set-up a reader follows is consistent: README commands, CI, pyproject and environment.yml agree."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tomllib
+
+import yaml
+
+from conftest import ROOT
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[<>=!~\[ ;]", requirement.strip(), maxsplit=1)[0].lower()
+
+
+def test_environment_yml_has_every_dependency_of_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = {_name(r) for r in project["dependencies"]}
+    for extra in project["optional-dependencies"].values():
+        wanted |= {_name(r) for r in extra if not r.startswith("nodelib")}
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    have = set()
+    for dep in env["dependencies"]:
+        if isinstance(dep, dict):
+            have |= {_name(r) for r in dep["pip"] if not r.startswith("-e")}
+        else:
+            have.add(_name(dep.split("=")[0].replace("pytorch", "torch")))
+    assert wanted <= have, f"missing from environment.yml: {sorted(wanted - have)}"
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "python3 tasks.py test" in readme and "python3 tasks.py book" in readme
+    commands = [line for line in ci.splitlines() if line.strip() and not line.startswith("#")]
+    assert commands[-1].strip() == "exec python3 tasks.py test"
+
+
+def test_tasks_without_a_command_prints_usage():
+    result = subprocess.run([sys.executable, str(ROOT / "tasks.py")], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "python3 tasks.py book" in result.stdout

@@ -1,0 +1,283 @@
+"""nodelib.solvers (chapter 1): accuracy, orders, agreement with torchdiffeq, and clear errors."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torchdiffeq
+
+from nodelib import StepBudgetExceeded, odeint
+from nodelib.solvers import FIXED_STEP_METHODS, estimate_order, fixed_step_count
+from nodelib._impl.rk import DOPRI5, DOPRI5_MID, EULER, MIDPOINT, RK4, RK38, quartic_interpolant
+
+F64 = torch.float64
+A = torch.tensor([[-0.1, 2.0], [-2.0, -0.1]], dtype=F64)  # the spiral of seed 003, section 4.3.2
+Y0 = torch.tensor([2.0, 0.0], dtype=F64)
+
+
+def spiral(t, y):
+    return y @ A.T
+
+
+def exact(t):
+    return torch.stack([torch.linalg.matrix_exp(A * s) @ Y0 for s in torch.as_tensor(t, dtype=F64)])
+
+
+class Counter:
+    def __init__(self, f):
+        self.f, self.n = f, 0
+
+    def __call__(self, t, y):
+        self.n += 1
+        return self.f(t, y)
+
+
+# --- the tableaus are consistent methods of the stated order --------------------------------------------
+
+
+@pytest.mark.parametrize("tb", [EULER, MIDPOINT, RK4, RK38, DOPRI5])
+def test_tableau_row_sums_and_weights(tb):
+    for c_i, row in zip(tb.c, tb.a):
+        assert sum(row) == c_i  # exact fractions
+    assert sum(tb.b) == 1
+    if tb.b_hat is not None:
+        assert sum(tb.b_hat) == 1
+
+
+def test_dopri5_midpoint_weights_reproduce_a_quartic():
+    # The mid-step weights are a fourth-order formula, so they integrate y' = 4 t^3 (y = t^4) exactly.
+    f = lambda t, y: 4 * t**3 * torch.ones_like(y)
+    y0 = torch.zeros(1, dtype=F64)
+    h = torch.tensor(1.0, dtype=F64)
+    from nodelib._impl.rk import combine, rk_step
+
+    _, ks = rk_step(f, DOPRI5, torch.tensor(0.0, dtype=F64), y0, h)
+    y_mid = combine(y0, h, DOPRI5_MID, ks)
+    assert torch.allclose(y_mid, torch.tensor([0.5**4], dtype=F64), atol=1e-14)
+
+
+def test_quartic_interpolant_meets_its_five_conditions():
+    g = torch.Generator().manual_seed(0)
+    y0, y1, ym, f0, f1 = (torch.randn(3, generator=g, dtype=F64) for _ in range(5))
+    h = torch.tensor(0.7, dtype=F64)
+    p = lambda th: quartic_interpolant(y0, y1, ym, f0, f1, h, torch.tensor(th, dtype=F64))
+    assert torch.allclose(p(0.0), y0) and torch.allclose(p(1.0), y1) and torch.allclose(p(0.5), ym)
+    eps = 1e-6  # central differences for the end slopes
+    assert torch.allclose((p(eps) - p(-eps)) / (2 * eps), h * f0, atol=1e-6)
+    assert torch.allclose((p(1 + eps) - p(1 - eps)) / (2 * eps), h * f1, atol=1e-6)
+
+
+# --- orders of convergence ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method,order", [("euler", 1), ("midpoint", 2), ("rk4", 4), ("rk38", 4)])
+def test_fixed_step_order(method, order):
+    T = 1.0
+    hs = [0.02, 0.01, 0.005, 0.0025] if order < 4 else [0.1, 0.05, 0.025, 0.0125]
+    errs = []
+    for h in hs:
+        ys = odeint(spiral, Y0, torch.tensor([0.0, T], dtype=F64), method=method, step_size=h)
+        errs.append((ys[-1] - exact([T])[0]).norm().item())
+    assert abs(estimate_order(hs, errs) - order) < 0.1
+
+
+def test_dopri5_error_tracks_tolerance_and_order_is_about_five():
+    T = 5.0
+    hs, errs = [], []
+    for tol in [1e-5, 1e-6, 1e-7, 1e-8, 1e-9]:
+        ys, st = odeint(spiral, Y0, torch.tensor([0.0, T], dtype=F64), rtol=tol, atol=tol, return_stats=True)
+        err = (ys[-1] - exact([T])[0]).norm().item()
+        assert err < 100 * tol
+        hs.append(T / st.n_steps)
+        errs.append(err)
+    assert 4.5 < estimate_order(hs, errs) < 6.0
+
+
+def test_estimate_order_recovers_a_power_law_and_rejects_bad_input():
+    hs = [0.1, 0.05, 0.025]
+    assert estimate_order(hs, [3 * h**3 for h in hs]) == pytest.approx(3.0)
+    with pytest.raises(ValueError, match="positive"):
+        estimate_order(hs, [0.0, 1.0, 2.0])
+    with pytest.raises(ValueError, match="equal length"):
+        estimate_order(hs, [1.0])
+
+
+# --- agreement with torchdiffeq -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "ours,theirs,tol",
+    [("euler", "euler", 0.0), ("midpoint", "midpoint", 0.0), ("rk38", "rk4", 1e-13), ("rk4", "rk4", 1e-5)],
+)
+@pytest.mark.parametrize("step_size", [0.05, 0.1, 0.3, None])
+def test_fixed_step_trajectories_and_step_counts_match_torchdiffeq(ours, theirs, tol, step_size):
+    t = torch.linspace(0.0, 3.0, 7, dtype=F64)  # 0.5 apart: 0.3 does not divide it, so interpolation is used
+    ours_f, theirs_f = Counter(spiral), Counter(spiral)
+    ys, st = odeint(ours_f, Y0, t, method=ours, step_size=step_size, return_stats=True)
+    options = None if step_size is None else {"step_size": step_size}
+    ref = torchdiffeq.odeint(theirs_f, Y0, t, method=theirs, options=options)
+    assert ys.shape == ref.shape == (7, 2)
+    assert (ys - ref).abs().max().item() <= tol
+    assert st.n_steps == fixed_step_count(t, step_size)
+    assert ours_f.n == theirs_f.n == st.nfe  # the same number of steps, hence of evaluations
+
+
+def test_dopri5_trajectory_matches_torchdiffeq_and_exact_solution():
+    t = torch.linspace(0.0, 10.0, 41, dtype=F64)
+    ours = odeint(spiral, Y0, t, rtol=1e-9, atol=1e-11)
+    theirs = torchdiffeq.odeint(spiral, Y0, t, rtol=1e-9, atol=1e-11)
+    assert (ours - exact(t)).abs().max() < 1e-8
+    assert (ours - theirs).abs().max() < 1e-8
+
+
+def test_dense_output_does_not_change_the_steps():
+    # Dopri5 fills in requested times by interpolation, so asking for more output costs no extra steps.
+    _, coarse = odeint(spiral, Y0, torch.tensor([0.0, 5.0], dtype=F64), return_stats=True)
+    ys, fine = odeint(spiral, Y0, torch.linspace(0.0, 5.0, 501, dtype=F64), return_stats=True)
+    assert fine.nfe == coarse.nfe
+    assert (ys - exact(torch.linspace(0.0, 5.0, 501, dtype=F64))).abs().max() < 1e-6
+
+
+def test_options_dict_as_in_torchdiffeq():
+    t = torch.tensor([0.0, 1.0], dtype=F64)
+    a = odeint(spiral, Y0, t, method="rk4", options={"step_size": 0.1})
+    b = odeint(spiral, Y0, t, method="rk4", step_size=0.1)
+    assert torch.equal(a, b)
+
+
+# --- shapes, directions, dtypes, autograd -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["euler", "rk4", "dopri5"])
+def test_any_state_shape(method):
+    y0 = torch.randn(3, 4, 5, dtype=F64)
+    decay = lambda t, y: -y
+    ys = odeint(decay, y0, torch.tensor([0.0, 0.5, 1.0], dtype=F64), method=method, step_size=None if method == "dopri5" else 1e-3)
+    assert ys.shape == (3, 3, 4, 5)
+    assert torch.allclose(ys[-1], y0 * math.exp(-1.0), rtol=1e-3)
+
+
+@pytest.mark.parametrize("method,kw", [("rk4", {"step_size": 0.01}), ("dopri5", {})])
+def test_backwards_in_time_recovers_the_start(method, kw):
+    T = 2.0
+    yT = exact([T])[0]
+    ys = odeint(spiral, yT, torch.tensor([T, 1.0, 0.0], dtype=F64), method=method, **kw)
+    assert (ys[-1] - Y0).norm() < 1e-6
+    assert (ys[1] - exact([1.0])[0]).norm() < 1e-6
+
+
+def test_float32_works_and_time_is_cast_to_the_state_dtype():
+    ys = odeint(lambda t, y: -y, torch.ones(2), [0.0, 1.0], method="rk4", step_size=0.1)
+    assert ys.dtype == torch.float32
+    assert torch.allclose(ys[-1], torch.full((2,), math.exp(-1.0)), rtol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["euler", "rk4", "dopri5"])
+def test_gradients_flow_through_the_solver(method):
+    # d/da of y(1) for y' = a y, y(0) = 1 is exp(a); backprop through the discrete solve approximates it.
+    a = torch.tensor(0.7, dtype=F64, requires_grad=True)
+    kw = {"step_size": 1e-3} if method != "dopri5" else {"rtol": 1e-10, "atol": 1e-12}
+    y1 = odeint(lambda t, y: a * y, torch.ones(1, dtype=F64), torch.tensor([0.0, 1.0], dtype=F64), method=method, **kw)[-1]
+    y1.sum().backward()
+    tol = 1e-3 if method == "euler" else 1e-7
+    assert a.grad.item() == pytest.approx(math.exp(0.7), rel=tol)
+
+
+def test_stats_count_steps_and_evaluations():
+    _, st = odeint(spiral, Y0, torch.tensor([0.0, 1.0], dtype=F64), method="rk4", step_size=0.25, return_stats=True)
+    assert (st.n_steps, st.nfe, st.n_rejected) == (4, 16, 0)
+    assert st.step_sizes == [0.25] * 4 and st.step_starts == [0.0, 0.25, 0.5, 0.75]
+    _, st = odeint(spiral, Y0, torch.tensor([0.0, 1.0], dtype=F64), return_stats=True)
+    # dopri5: f(t0), one more evaluation to choose the first step, then 6 per step tried (FSAL)
+    assert st.nfe == 2 + 6 * (st.n_steps + st.n_rejected)
+    _, st = odeint(spiral, Y0, torch.tensor([0.0, 1.0], dtype=F64), options={"first_step": 0.1}, return_stats=True)
+    assert st.nfe == 1 + 6 * (st.n_steps + st.n_rejected)
+
+
+# --- bad input gets a clear error ----------------------------------------------------------------------------
+
+
+def _t(*v):
+    return torch.tensor(v, dtype=F64)
+
+
+@pytest.mark.parametrize(
+    "t,match",
+    [
+        (torch.zeros(2, 2, dtype=F64), "1-D time grid"),
+        (_t(0.0), "at least two times"),
+        (_t(0.0, 1.0, 1.0), "strictly increasing or strictly decreasing"),
+        (_t(0.0, 1.0, 0.5), "strictly increasing or strictly decreasing"),
+        (_t(0.0, float("nan")), "NaN or infinite"),
+    ],
+)
+def test_bad_time_grid(t, match):
+    with pytest.raises(ValueError, match=match):
+        odeint(spiral, Y0, t)
+
+
+def test_bad_initial_state():
+    with pytest.raises(TypeError, match="floating-point"):
+        odeint(spiral, torch.tensor([1, 2]), _t(0.0, 1.0))
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        odeint(spiral, torch.tensor([float("inf"), 0.0], dtype=F64), _t(0.0, 1.0))
+    with pytest.raises(TypeError, match="single torch.Tensor"):
+        odeint(spiral, (Y0, Y0), _t(0.0, 1.0))
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        odeint(spiral, [2.0, 0.0], _t(0.0, 1.0))
+
+
+def test_field_returning_the_wrong_shape_or_dtype():
+    with pytest.raises(ValueError, match=r"returned shape \(3,\), expected the shape of y0, \(2,\)"):
+        odeint(lambda t, y: torch.zeros(3, dtype=F64), Y0, _t(0.0, 1.0))
+    with pytest.raises(TypeError, match="returned dtype torch.float32"):
+        odeint(lambda t, y: torch.zeros(2), Y0, _t(0.0, 1.0))
+
+
+def test_unknown_method_lists_the_known_ones():
+    with pytest.raises(ValueError, match="unknown method 'rk45'.*'euler'.*'dopri5'"):
+        odeint(spiral, Y0, _t(0.0, 1.0), method="rk45")
+
+
+@pytest.mark.parametrize("bad", [0.0, -0.1, float("nan"), float("inf")])
+def test_non_positive_step_size(bad):
+    with pytest.raises(ValueError, match="step_size must be a positive finite number"):
+        odeint(spiral, Y0, _t(0.0, 1.0), method="euler", step_size=bad)
+
+
+@pytest.mark.parametrize("name", ["rtol", "atol"])
+@pytest.mark.parametrize("bad", [0.0, -1e-6])
+def test_non_positive_tolerance(name, bad):
+    with pytest.raises(ValueError, match=f"{name} must be a positive finite number"):
+        odeint(spiral, Y0, _t(0.0, 1.0), **{name: bad})
+
+
+def test_step_size_with_an_adaptive_method_is_refused():
+    with pytest.raises(ValueError, match="step_size applies to the fixed-step methods"):
+        odeint(spiral, Y0, _t(0.0, 1.0), method="dopri5", step_size=0.1)
+
+
+def test_unknown_option():
+    with pytest.raises(ValueError, match="unknown option"):
+        odeint(spiral, Y0, _t(0.0, 1.0), options={"stepsize": 0.1})
+
+
+def test_adaptive_solve_that_exceeds_its_step_budget():
+    stiff = lambda t, y: -1e5 * (y - torch.cos(t))
+    with pytest.raises(StepBudgetExceeded, match="max_steps=50"):
+        odeint(stiff, torch.zeros(1, dtype=F64), _t(0.0, 1.0), max_steps=50)
+
+
+def test_unstable_fixed_step_solve_raises_instead_of_returning_nan():
+    with pytest.raises(FloatingPointError, match="unstable"):
+        odeint(lambda t, y: -1e3 * y, torch.ones(1, dtype=F64), _t(0.0, 100.0), method="euler", step_size=0.5)
+
+
+def test_bad_max_steps():
+    with pytest.raises(ValueError, match="max_steps must be a positive integer"):
+        odeint(spiral, Y0, _t(0.0, 1.0), max_steps=0)
+
+
+def test_fixed_step_methods_registry():
+    assert set(FIXED_STEP_METHODS) == {"euler", "midpoint", "rk4", "rk38"}
