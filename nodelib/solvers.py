@@ -25,13 +25,18 @@ from torch import Tensor
 from ._impl import checks
 from ._impl.dopri5 import StepBudgetExceeded, integrate_dopri5
 from ._impl.fixed_grid import integrate_fixed, step_grid
-from ._impl.rk import DOPRI5, EULER, MIDPOINT, RK4, RK38, ButcherTableau
+from ._impl.rk import DOPRI5, EULER, MIDPOINT, RK4, RK38, ButcherTableau, rk_step
 from ._impl.stats import SolveStats
 
-__all__ = ["odeint", "SolveStats", "StepBudgetExceeded", "FIXED_STEP_METHODS", "ADAPTIVE_METHODS", "estimate_order"]
+__all__ = [
+    "odeint", "SolveStats", "StepBudgetExceeded", "estimate_order",
+    "ButcherTableau", "rk_step", "TABLEAUS", "FIXED_STEP_METHODS", "ADAPTIVE_METHODS",
+]
 
 FIXED_STEP_METHODS: dict[str, ButcherTableau] = {tb.name: tb for tb in (EULER, MIDPOINT, RK4, RK38)}
 ADAPTIVE_METHODS: dict[str, ButcherTableau] = {DOPRI5.name: DOPRI5}
+#: Every method's Butcher tableau by name; with :func:`rk_step` a reader can take steps of any of them by hand.
+TABLEAUS: dict[str, ButcherTableau] = {**FIXED_STEP_METHODS, **ADAPTIVE_METHODS}
 _OPTION_KEYS = {"step_size", "max_num_steps", "first_step"}
 
 

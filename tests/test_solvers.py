@@ -281,3 +281,14 @@ def test_bad_max_steps():
 
 def test_fixed_step_methods_registry():
     assert set(FIXED_STEP_METHODS) == {"euler", "midpoint", "rk4", "rk38"}
+
+
+def test_public_tableaus_take_steps_by_hand():
+    from nodelib.solvers import TABLEAUS, rk_step
+
+    assert set(TABLEAUS) == {"euler", "midpoint", "rk4", "rk38", "dopri5"}
+    # one RK4 step by hand equals odeint with a single step
+    h = torch.tensor(0.1, dtype=F64)
+    by_hand, ks = rk_step(spiral, TABLEAUS["rk4"], torch.tensor(0.0, dtype=F64), Y0, h)
+    assert len(ks) == 4
+    assert torch.equal(by_hand, odeint(spiral, Y0, torch.tensor([0.0, 0.1], dtype=F64), method="rk4")[-1])
