@@ -21,6 +21,8 @@ class MLPField(nn.Module):
         n_hidden: number of hidden layers (at least 1).
         activation: the nonlinearity's class, e.g. ``nn.Tanh``.
         time_input: if True, ``t`` is appended to the input, so the field may change with time.
+        damping: a constant λ >= 0 subtracted as ``-λ z``, making the field dissipative (chapter 2 uses it to
+            show when the adjoint's backward reconstruction fails).
     """
 
     def __init__(
@@ -30,8 +32,12 @@ class MLPField(nn.Module):
         n_hidden: int = 1,
         activation: Callable[[], nn.Module] = nn.Tanh,
         time_input: bool = False,
+        damping: float = 0.0,
     ) -> None:
         super().__init__()
+        if not damping >= 0:
+            raise ValueError(f"damping must be non-negative, got {damping}")
+        self.damping = float(damping)
         for name, value in (("dim", dim), ("hidden", hidden), ("n_hidden", n_hidden)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -48,10 +54,12 @@ class MLPField(nn.Module):
     def forward(self, t: Tensor, z: Tensor) -> Tensor:
         if z.shape[-1] != self.dim:
             raise ValueError(f"MLPField expects states whose last dimension is {self.dim}, got shape {tuple(z.shape)}")
+        x = z
         if self.time_input:
             t_col = torch.as_tensor(t, dtype=z.dtype, device=z.device).expand(*z.shape[:-1], 1)
-            z = torch.cat([z, t_col], dim=-1)
-        return self.net(z)
+            x = torch.cat([z, t_col], dim=-1)
+        out = self.net(x)
+        return out - self.damping * z if self.damping else out
 
 
 class ResidualBlock(nn.Module):

@@ -33,6 +33,52 @@ def step_grid(t: Tensor, step_size: Optional[float]) -> Tensor:
     return torch.cat([grid[:-1], t[-1:]])
 
 
+def outputs_per_step(t: Tensor, grid: Tensor) -> list[list[int]]:
+    """For each step ``[grid[i], grid[i+1]]``, the indices ``j >= 1`` of the requested times it produces."""
+    forward = bool(t[-1] > t[0])
+    times, ends = t.tolist(), grid.tolist()
+    per_step: list[list[int]] = [[] for _ in range(len(ends) - 1)]
+    j = 1
+    for i in range(len(ends) - 1):
+        while j < len(times) and ((times[j] <= ends[i + 1]) if forward else (times[j] >= ends[i + 1])):
+            per_step[i].append(j)
+            j += 1
+    return per_step
+
+
+def run_steps(
+    func: Func,
+    tableau: ButcherTableau,
+    y: Tensor,
+    t: Tensor,
+    grid: Tensor,
+    steps: range,
+    per_step: list[list[int]],
+    stats: Optional[SolveStats],
+) -> tuple[Tensor, list[Tensor]]:
+    """Take the steps ``steps`` of the grid from state ``y``; return the last state and the outputs met on the way."""
+    outputs: list[Tensor] = []
+    for i in steps:
+        t0, t1 = grid[i], grid[i + 1]
+        h = t1 - t0
+        y_next, _ = rk_step(func, tableau, t0, y, h)
+        if stats is not None:
+            stats.record_step(float(t0.detach()), float(h.detach()))
+        if not torch.isfinite(y_next).all():
+            raise FloatingPointError(
+                f"the solution became NaN or infinite at t={float(t1):g}, after {i + 1} {tableau.name} step(s) "
+                f"of size {abs(float(h)):g}. Explicit methods are unstable when the step is too large for "
+                "the problem (stiffness): try a smaller step_size, or method='dopri5'."
+            )
+        for j in per_step[i]:
+            if t[j] == t1:
+                outputs.append(y_next)
+            else:  # linear interpolation inside the step, as torchdiffeq does by default
+                outputs.append(y + (t[j] - t0) / h * (y_next - y))
+        y = y_next
+    return y, outputs
+
+
 def integrate_fixed(
     func: Func,
     tableau: ButcherTableau,
@@ -42,27 +88,5 @@ def integrate_fixed(
     stats: SolveStats,
 ) -> Tensor:
     grid = step_grid(t, step_size)
-    forward = bool(t[-1] > t[0])
-    outputs = [y0]
-    j = 1  # next requested time to fill
-    y = y0
-    for i in range(len(grid) - 1):
-        t0, t1 = grid[i], grid[i + 1]
-        h = t1 - t0
-        y_next, _ = rk_step(func, tableau, t0, y, h)
-        stats.record_step(float(t0), float(h))
-        if not torch.isfinite(y_next).all():
-            raise FloatingPointError(
-                f"the solution became NaN or infinite at t={float(t1):g}, after {i + 1} {tableau.name} step(s) "
-                f"of size {abs(float(h)):g}. Explicit methods are unstable when the step is too large for "
-                "the problem (stiffness): try a smaller step_size, or method='dopri5'."
-            )
-        while j < len(t) and ((t[j] <= t1) if forward else (t[j] >= t1)):
-            if t[j] == t1:
-                outputs.append(y_next)
-            else:  # linear interpolation inside the step, as torchdiffeq does by default
-                w = (t[j] - t0) / h
-                outputs.append(y + w * (y_next - y))
-            j += 1
-        y = y_next
-    return torch.stack(outputs)
+    _, outputs = run_steps(func, tableau, y0, t, grid, range(len(grid) - 1), outputs_per_step(t, grid), stats)
+    return torch.stack([y0, *outputs])

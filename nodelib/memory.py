@@ -1,0 +1,60 @@
+"""Measuring the memory a gradient costs (chapter 2, reused by later chapters).
+
+Two instruments:
+
+- :func:`saved_tensor_bytes` counts the bytes autograd keeps alive between the forward and the backward pass
+  (every tensor saved for backward, each storage counted once). This is the part of training memory that
+  grows with the number of solver steps; it is exact, deterministic and the same on every device.
+- :func:`peak_memory` measures the peak of the whole process during a call: on a CUDA device with
+  ``torch.cuda.max_memory_allocated``, on the CPU with the operating system's high-water mark of the process
+  (``ru_maxrss``; run each configuration in a fresh process, since that mark never goes down).
+"""
+from __future__ import annotations
+
+import resource
+import sys
+from typing import Callable, TypeVar
+
+import torch
+from torch import Tensor
+
+T = TypeVar("T")
+
+
+def saved_tensor_bytes(fn: Callable[[], T]) -> tuple[T, int]:
+    """Run ``fn()`` and return its result and the bytes of the tensors autograd saved for backward meanwhile."""
+    seen: dict[tuple, int] = {}
+
+    def pack(tensor: Tensor) -> Tensor:
+        storage = tensor.untyped_storage()
+        key = (tensor.device.type, tensor.device.index, storage.data_ptr())
+        seen[key] = max(seen.get(key, 0), storage.nbytes())
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        result = fn()
+    return result, sum(seen.values())
+
+
+def _rss_high_water_bytes() -> int:
+    usage = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return usage if sys.platform == "darwin" else usage * 1024  # Linux reports KiB, macOS bytes
+
+
+def peak_memory(fn: Callable[[], T], device: torch.device) -> tuple[T, int]:
+    """Run ``fn()`` and return its result and the peak memory it added, in bytes, on ``device``.
+
+    On CUDA this is the peak allocated by PyTorch during the call above what was allocated before it. On the
+    CPU it is the growth of the process's resident-set high-water mark, which is only meaningful for the
+    first measurement in a fresh process.
+    """
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        result = fn()
+        torch.cuda.synchronize(device)
+        return result, torch.cuda.max_memory_allocated(device) - before
+    before = _rss_high_water_bytes()
+    result = fn()
+    return result, _rss_high_water_bytes() - before

@@ -1,0 +1,216 @@
+"""nodelib.adjoint (chapter 2): the adjoint agrees with every other way of computing the gradient, the
+checkpointed gradient is exactly backprop's, memory behaves as the chapter says, and the failure case fails."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torchdiffeq
+from torch import nn
+
+from nodelib import odeint, seed_everything
+from nodelib.adjoint import AdjointStats, odeint_adjoint, odeint_checkpointed
+from nodelib.blocks import MLPField
+from nodelib.memory import saved_tensor_bytes
+
+F64 = torch.float64
+TIGHT = dict(rtol=1e-10, atol=1e-10)
+
+
+def rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a - b).norm() / b.norm()).item()
+
+
+class Linear(nn.Module):
+    """The spiral field z' = A z with A learnable, initialised at seed 003's matrix."""
+
+    def __init__(self):
+        super().__init__()
+        self.A = nn.Parameter(torch.tensor([[-0.1, 2.0], [-2.0, -0.1]], dtype=F64))
+
+    def forward(self, t, z):
+        return z @ self.A.T
+
+
+def make_problem(kind: str):
+    seed_everything(0)
+    field = Linear() if kind == "linear" else MLPField(2, hidden=16, time_input=True).double()
+    z0 = torch.randn(5, 2, dtype=F64, requires_grad=True)
+    t = torch.tensor([0.0, 0.4, 1.0], dtype=F64, requires_grad=True)
+    weights = torch.randn(3, 5, 2, dtype=F64)
+    loss = lambda ys: (weights * ys).sum() + (ys[-1] ** 2).sum()  # observations at every time
+    return field, z0, t, loss
+
+
+def gradients(field, z0, t, loss, solve):
+    inputs = [z0, t, *field.parameters()]
+    grads = torch.autograd.grad(loss(solve(field, z0, t)), inputs, allow_unused=True)
+    return {"z0": grads[0], "t": grads[1], "theta": torch.cat([g.flatten() for g in grads[2:]])}
+
+
+@pytest.mark.parametrize("kind", ["linear", "mlp"])
+def test_adjoint_agrees_with_backprop_and_torchdiffeq(kind):
+    field, z0, t, loss = make_problem(kind)
+    ours = gradients(field, z0, t, loss, lambda f, z, s: odeint_adjoint(f, z, s, **TIGHT))
+    backprop = gradients(field, z0, t, loss, lambda f, z, s: odeint(f, z, s, **TIGHT))
+    theirs = gradients(field, z0, t, loss, lambda f, z, s: torchdiffeq.odeint_adjoint(f, z, s, **TIGHT))
+    for key in ("z0", "theta"):
+        assert rel(ours[key], backprop[key]) < 1e-6
+        assert rel(ours[key], theirs[key]) < 1e-6
+    assert rel(ours["t"], theirs["t"]) < 1e-6
+
+
+@pytest.mark.parametrize("kind", ["linear", "mlp"])
+def test_adjoint_agrees_with_central_finite_differences(kind):
+    field, z0, t, loss = make_problem(kind)
+    ours = gradients(field, z0, t, loss, lambda f, z, s: odeint_adjoint(f, z, s, **TIGHT))
+
+    def value(z=None, s=None):
+        with torch.no_grad():
+            return loss(odeint(field, z0 if z is None else z, t if s is None else s, **TIGHT)).item()
+
+    eps = 1e-6
+    for i in range(3):
+        e = torch.zeros(3, dtype=F64)
+        e[i] = eps
+        fd = (value(s=t.detach() + e) - value(s=t.detach() - e)) / (2 * eps)
+        assert ours["t"][i].item() == pytest.approx(fd, rel=1e-6, abs=1e-8)
+    e = torch.zeros_like(z0)
+    e[2, 1] = eps
+    fd = (value(z=z0.detach() + e) - value(z=z0.detach() - e)) / (2 * eps)
+    assert ours["z0"][2, 1].item() == pytest.approx(fd, rel=1e-6)
+    p = next(field.parameters())
+    with torch.no_grad():
+        p.view(-1)[0] += eps
+        plus = value()
+        p.view(-1)[0] -= 2 * eps
+        minus = value()
+        p.view(-1)[0] += eps
+    assert ours["theta"][0].item() == pytest.approx((plus - minus) / (2 * eps), rel=1e-6)
+
+
+def test_adjoint_of_a_linear_ode_matches_the_closed_form():
+    # z(T) = exp(TA) z0, L = c·z(T): dL/dz0 = exp(TA)^T c exactly
+    field = Linear()
+    z0 = torch.tensor([2.0, 0.0], dtype=F64, requires_grad=True)
+    c = torch.tensor([1.0, -3.0], dtype=F64)
+    T = 2.0
+    (c * odeint_adjoint(field, z0, [0.0, T], **TIGHT)[-1]).sum().backward()
+    expected = torch.linalg.matrix_exp(T * field.A.detach()).T @ c
+    assert rel(z0.grad, expected) < 1e-8
+
+
+def test_float32_adjoint_is_close_to_float64():
+    seed_everything(0)
+    f64 = MLPField(2, hidden=8).double()
+    f32 = MLPField(2, hidden=8)
+    f32.load_state_dict({k: v.float() for k, v in f64.state_dict().items()})
+    z = torch.randn(4, 2, dtype=F64)
+    odeint_adjoint(f64, z, [0.0, 1.0], rtol=1e-6, atol=1e-8)[-1].pow(2).sum().backward()
+    odeint_adjoint(f32, z.float(), [0.0, 1.0], rtol=1e-5, atol=1e-6)[-1].pow(2).sum().backward()
+    g64 = torch.cat([p.grad.flatten() for p in f64.parameters()])
+    g32 = torch.cat([p.grad.flatten() for p in f32.parameters()]).double()
+    assert g32.dtype == F64 and rel(g32, g64) < 1e-4
+
+
+@pytest.mark.parametrize("every", [1, 3, 7, 100])
+def test_checkpointed_gradient_is_backprop_through_the_same_solve(every):
+    field, z0, t, loss = make_problem("mlp")
+    kw = dict(method="rk4", step_size=0.03)  # 0.03 divides neither 0.4 nor 1.0: interpolated outputs too
+    a = gradients(field, z0, t, loss, lambda f, z, s: odeint(f, z, s, **kw))
+    b = gradients(field, z0, t, loss, lambda f, z, s: odeint_checkpointed(f, z, s, checkpoint_every=every, **kw))
+    with torch.no_grad():
+        assert torch.equal(odeint(field, z0, t, **kw), odeint_checkpointed(field, z0, t, checkpoint_every=every, **kw))
+    for key in ("z0", "t", "theta"):
+        assert (a[key] - b[key]).abs().max().item() <= 1e-10 * max(1.0, a[key].abs().max().item())
+
+
+def test_checkpointing_recomputes_each_segment_once():
+    field, z0, t, loss = make_problem("mlp")
+    ys, stats = odeint_checkpointed(field, z0, t, method="rk4", step_size=0.05, checkpoint_every=5, return_stats=True)
+    assert (stats.n_steps, stats.nfe) == (20, 80)
+    loss(ys).backward()
+    assert (stats.n_steps, stats.nfe) == (20, 160)
+
+
+def test_adjoint_counts_its_evaluations():
+    field, z0, t, loss = make_problem("mlp")
+    stats = AdjointStats()
+    loss(odeint_adjoint(field, z0, t, method="rk4", step_size=0.1, stats=stats)).backward()
+    assert stats.forward_nfe == 4 * 10
+    assert stats.backward_nfe == 4 * 10  # the same grid, walked backwards
+
+
+def test_the_inaccurate_adjoint_stays_inaccurate():
+    """Chapter 2's lesson: on a strongly dissipative field the backward reconstruction of z(t) is unstable,
+    so at a loose tolerance the adjoint gradient is far from the true one, while backprop through the very
+    same forward solve is accurate."""
+    seed_everything(0)
+    field = MLPField(2, hidden=16, damping=10.0).double()
+    z0 = torch.randn(64, 2, dtype=F64)
+    t = torch.linspace(0.0, 2.0, 21, dtype=F64)
+    target = torch.randn(21, 64, 2, dtype=F64)
+    loss = lambda ys: ((ys - target) ** 2).mean()
+
+    def grad(solve):
+        field.zero_grad()
+        loss(solve()).backward()
+        return torch.cat([p.grad.flatten() for p in field.parameters()])
+
+    loose = dict(rtol=1e-4, atol=1e-6)
+    true = grad(lambda: odeint(field, z0, t, rtol=1e-11, atol=1e-12))
+    backprop = grad(lambda: odeint(field, z0, t, **loose))
+    adjoint = grad(lambda: odeint_adjoint(field, z0, t, **loose))
+    assert rel(backprop, true) < 1e-4
+    assert rel(adjoint, true) > 0.1
+
+
+def test_memory_adjoint_is_constant_backprop_grows():
+    seed_everything(0)
+    field = MLPField(4, hidden=32)
+    z0 = torch.randn(16, 4)
+    saved = {}
+    for n in (10, 100):
+        for name, solve in [("backprop", odeint), ("adjoint", odeint_adjoint)]:
+            ys, nbytes = saved_tensor_bytes(lambda: solve(field, z0, [0.0, 1.0], method="euler", step_size=1.0 / n))
+            ys[-1].sum().backward()
+            saved[name, n] = nbytes
+    assert saved["adjoint", 10] == saved["adjoint", 100]
+    assert 9.0 < saved["backprop", 100] / saved["backprop", 10] < 11.0
+    assert saved["backprop", 10] > 10 * saved["adjoint", 10]
+
+
+def test_clear_errors():
+    with pytest.raises(TypeError, match="adjoint_params"):
+        odeint_adjoint(lambda t, z: -z, torch.ones(2), [0.0, 1.0])
+    with pytest.raises(ValueError, match="fixed-step method"):
+        odeint_checkpointed(lambda t, z: -z, torch.ones(2), [0.0, 1.0], method="dopri5")
+    with pytest.raises(ValueError, match="checkpoint_every must be a positive integer"):
+        odeint_checkpointed(lambda t, z: -z, torch.ones(2), [0.0, 1.0], checkpoint_every=0)
+    with pytest.raises(TypeError, match="does not match y0"):
+        odeint_adjoint(MLPField(2), torch.ones(2, dtype=F64), [0.0, 1.0])
+    with pytest.raises(ValueError, match="damping must be non-negative"):
+        MLPField(2, damping=-1.0)
+    # a plain function with explicit (here: no) parameters is fine
+    assert odeint_adjoint(lambda t, z: -z, torch.ones(2), [0.0, 1.0], adjoint_params=()).shape == (2, 2)
+
+
+def test_memory_experiment_smoke(tmp_path):
+    from nodelib.experiments.adjoint_memory import main
+
+    out = tmp_path / "mem.json"
+    assert main(["--steps", "4", "--dim", "2", "--hidden", "8", "--batch", "4", "--device", "cpu", "--out", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert [r["method"] for r in data["rows"]] == ["backprop", "adjoint", "checkpointed"]
+    assert data["machine"]["device"] == "cpu" and data["config"]["hidden"] == 8
+    assert all(r["saved_bytes"] > 0 and r["nfe"] > 0 for r in data["rows"])
+    assert not list(tmp_path.glob(".*.tmp")), "no temporary file left behind"
+
+
+def test_memory_experiment_rejects_bad_options(capsys):
+    from nodelib.experiments.adjoint_memory import main
+
+    with pytest.raises(SystemExit):
+        main(["--steps", "0"])
+    assert "every number of steps must be positive" in capsys.readouterr().err
