@@ -7,4 +7,21 @@ the code revision. The chapters read the recorded files and name the machine tha
 
 - ``adjoint_memory`` (chapter 2): peak memory and time of backpropagation, the adjoint and checkpointing
   as the number of solver steps grows.
+
+Recorded runs that the book shows are shipped with the package in ``nodelib/experiments/results/`` (so that
+a chapter opened on Colab finds them too) and read with :func:`load_result`.
 """
+from __future__ import annotations
+
+import json
+from importlib import resources
+from typing import Any
+
+
+def load_result(name: str) -> dict[str, Any]:
+    """A recorded result shipped with nodelib, e.g. ``load_result("adjoint_memory_cpu")``."""
+    folder = resources.files(__name__) / "results"
+    available = sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".json"))
+    if name not in available:
+        raise ValueError(f"no recorded result {name!r}; available: {available}")
+    return json.loads((folder / f"{name}.json").read_text())

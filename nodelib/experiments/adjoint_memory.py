@@ -1,7 +1,7 @@
 """Chapter 2's full experiment: memory and time of three gradients as the number of solver steps grows.
 
-    python -m nodelib.experiments.adjoint_memory --out book/figures/adjoint_memory_cpu.json
-    python -m nodelib.experiments.adjoint_memory --device cuda --out book/figures/adjoint_memory_gpu.json
+    python -m nodelib.experiments.adjoint_memory --out nodelib/experiments/results/adjoint_memory_cpu.json
+    python -m nodelib.experiments.adjoint_memory --device cuda --out nodelib/experiments/results/adjoint_memory_gpu.json
 
 For each method (backpropagation through the solver, the adjoint, checkpointing every sqrt(N) steps) and
 each number of RK4 steps N, a fresh Python process builds an MLP field, runs one forward and backward pass,
