@@ -214,3 +214,17 @@ def test_memory_experiment_rejects_bad_options(capsys):
     with pytest.raises(SystemExit):
         main(["--steps", "0"])
     assert "every number of steps must be positive" in capsys.readouterr().err
+
+
+def test_recorded_memory_result_ships_with_the_package_and_says_where_it_ran():
+    from nodelib.experiments import load_result
+
+    record = load_result("adjoint_memory_cpu")
+    assert record["experiment"] == "adjoint_memory"
+    assert {"device", "cpu_count", "torch", "revision", "date"} <= set(record["machine"])
+    by = {(r["method"], r["n_steps"]): r for r in record["rows"]}
+    # the lesson the chapter draws from it
+    assert by["backprop", 1000]["peak_bytes"] > 100 * by["adjoint", 1000]["peak_bytes"]
+    assert by["adjoint", 1000]["saved_bytes"] == by["adjoint", 10]["saved_bytes"]
+    with pytest.raises(ValueError, match="available"):
+        load_result("no_such_result")

@@ -45,6 +45,15 @@ def test_chapter_one_renders_its_parts(built_book):
 
 
 @pytest.mark.slow
+def test_chapter_two_renders_its_parts(built_book):
+    html = (built_book / "chapters" / "02_the_adjoint_method.html").read_text(encoding="utf-8")
+    assert html.count("<img") >= 4
+    assert html.count('class="proof') >= 6, "lemma, theorems, proofs, algorithm"
+    assert "algorithm" in html.lower() and 'class="admonition warning' in html
+    assert html.count('class="exercise') >= 4 and html.count('class="solution') >= 4
+
+
+@pytest.mark.slow
 def test_front_matter_is_built(built_book):
     for page in ["intro", "how_to_use", "notation", "bibliography"]:
         assert (built_book / "book" / f"{page}.html").exists()

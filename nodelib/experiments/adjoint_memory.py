@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import subprocess
 import sys
 import time
@@ -91,12 +92,16 @@ def main(argv: list[str] | None = None) -> int:
 
     from ._common import describe_machine, write_json_atomic
 
+    # On the CPU the peak is the process's resident-set high-water mark. glibc gives each thread that
+    # allocates its own malloc arena, and autograd's backward runs on another thread, so fragmentation made
+    # that mark vary by 3x between identical runs; one arena makes it repeatable (seen: 180-495 MiB -> 183-186).
+    child_env = dict(os.environ, MALLOC_ARENA_MAX="1")
     rows = []
     jobs = [(m, n) for n in steps for m in METHODS]
     for method, n in tqdm(jobs, desc="adjoint memory"):
         cmd = [sys.executable, "-m", "nodelib.experiments.adjoint_memory", "--single", method, str(n), "--device", str(device),
                "--dim", str(args.dim), "--hidden", str(args.hidden), "--batch", str(args.batch)]
-        out = subprocess.run(cmd, capture_output=True, text=True)
+        out = subprocess.run(cmd, capture_output=True, text=True, env=child_env)
         if out.returncode != 0:
             print(out.stderr, file=sys.stderr)
             return out.returncode
@@ -104,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "experiment": "adjoint_memory",
         "command": " ".join(["python -m nodelib.experiments.adjoint_memory", *(argv if argv is not None else sys.argv[1:])]),
-        "config": {"dim": args.dim, "hidden": args.hidden, "hidden_layers": 2, "batch": args.batch, "method": "rk4", "dtype": "float32"},
+        "config": {"dim": args.dim, "hidden": args.hidden, "hidden_layers": 2, "batch": args.batch, "method": "rk4",
+                   "dtype": "float32", "MALLOC_ARENA_MAX": 1},
         "machine": describe_machine(device),
         "rows": rows,
     }
