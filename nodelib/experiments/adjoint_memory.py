@@ -92,10 +92,15 @@ def main(argv: list[str] | None = None) -> int:
 
     from ._common import describe_machine, write_json_atomic
 
-    # On the CPU the peak is the process's resident-set high-water mark. glibc gives each thread that
-    # allocates its own malloc arena, and autograd's backward runs on another thread, so fragmentation made
-    # that mark vary by 3x between identical runs; one arena makes it repeatable (seen: 180-495 MiB -> 183-186).
-    child_env = dict(os.environ, MALLOC_ARENA_MAX="1")
+    # On the CPU the peak is the process's resident-set high-water mark, which only tracks live memory if
+    # freed blocks go back to the system. With glibc's defaults they often do not: autograd's backward thread
+    # gets its own malloc arena, and after large blocks are freed the mmap threshold rises so that later ones
+    # land on the heap, where freed memory stays resident. Identical runs then peaked anywhere between 180 and
+    # 720 MiB. One arena and a fixed 64 KiB mmap threshold (every large tensor is mmapped and unmapped when
+    # freed) make the mark follow live memory (seen: 156-213 MiB), at some cost in speed for all methods.
+    child_env = dict(os.environ)
+    if device.type == "cpu":
+        child_env.update(MALLOC_ARENA_MAX="1", MALLOC_MMAP_THRESHOLD_="65536")
     rows = []
     jobs = [(m, n) for n in steps for m in METHODS]
     for method, n in tqdm(jobs, desc="adjoint memory"):
@@ -110,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         "experiment": "adjoint_memory",
         "command": " ".join(["python -m nodelib.experiments.adjoint_memory", *(argv if argv is not None else sys.argv[1:])]),
         "config": {"dim": args.dim, "hidden": args.hidden, "hidden_layers": 2, "batch": args.batch, "method": "rk4",
-                   "dtype": "float32", "MALLOC_ARENA_MAX": 1},
+                   "dtype": "float32", "cpu_allocator": "glibc, MALLOC_ARENA_MAX=1, MALLOC_MMAP_THRESHOLD_=65536"},
         "machine": describe_machine(device),
         "rows": rows,
     }
