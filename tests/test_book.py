@@ -106,3 +106,14 @@ def test_a_notebook_committed_with_an_error_fails_the_build(tmp_path):
     result = build(book, tmp_path / "out")
     assert result.returncode != 0
     assert "raised ZeroDivisionError" in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_no_unrendered_math_in_any_chapter(built_book):
+    """A '$' left in the prose means MyST did not recognise some math (as happened with $$ inside paragraphs)."""
+    for page in sorted((built_book / "chapters").glob("*.html")):
+        html = page.read_text(encoding="utf-8")
+        for pattern in (r"<script.*?</script>", r"<pre.*?</pre>", r'<div class="highlight.*?</div>'):
+            html = re.sub(pattern, "", html, flags=re.S)
+        stray = [html[max(0, m.start() - 60) : m.start() + 20] for m in re.finditer(r"(?<!\\)\$", html)]
+        assert not stray, f"{page.name}: unrendered math near {stray[:3]}"
