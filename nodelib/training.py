@@ -89,7 +89,7 @@ def train(
         if snapshot_fn is not None and snapshot_every and (step % snapshot_every == 0 or last):
             history.snapshots.append((step, snapshot_fn()))
         if progress and (step % 10 == 0 or last):
-            bar.set_postfix(loss=f"{value:.3g}")
+            bar.set_postfix(loss=f"{value:.3g}", refresh=False)
     return history
 
 
