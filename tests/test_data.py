@@ -30,7 +30,8 @@ def test_senses_of_rotation():
 def test_cubic_trajectory_stays_bounded_and_turns():
     z = cubic_trajectory(torch.tensor([[-0.1, 2.0], [-2.0, -0.1]], dtype=F64), torch.tensor([2.0, 0.0], dtype=F64),
                          torch.linspace(0, 5, 50, dtype=F64))
-    assert torch.isfinite(z).all() and z.norm(dim=-1).max() <= 2.0 + 1e-9
+    assert torch.isfinite(z).all() and z.norm(dim=-1).max() < 2.5  # the sum of fourth powers decays, not the norm
+    assert (z[:, 0] < 0).any() and (z[:, 1] > 0).any()  # it goes round
 
 
 def test_irregular_times():
