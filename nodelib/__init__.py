@@ -4,6 +4,11 @@ One module per concept, named after what it teaches:
 
 - :mod:`nodelib.solvers` (chapter 1): teaching ODE solvers with torchdiffeq's calling convention;
 - :mod:`nodelib.blocks` (chapter 1): vector fields, residual blocks, ResNets and ODE blocks;
+- :mod:`nodelib.adjoint`, :mod:`nodelib.memory` (chapter 2): adjoint and checkpointed gradients, memory;
+- :mod:`nodelib.data`, :mod:`nodelib.training`, :mod:`nodelib.latent` (chapter 3): data, the shared training
+  loop, the latent ODE;
+- :mod:`nodelib.augment`, :mod:`nodelib.nfe` (chapter 4, in preparation): augmentation, NFE counting;
+- :mod:`nodelib.experiments`: the full experiments and their recorded results;
 - :mod:`nodelib.plotting`: trajectories, vector fields and convergence plots;
 - :mod:`nodelib.utils`: seeding, device selection, parameter counts.
 

@@ -171,3 +171,29 @@ def linear_interpolation(t_known: Tensor, z_known: Tensor, t_query: Tensor) -> T
     w = ((t_query - t0) / (t1 - t0)).clamp(0.0, 1.0)
     shape = (-1,) + (1,) * (z_known.dim() - 1)
     return z_known[k - 1] + w.view(shape) * (z_known[k] - z_known[k - 1])
+
+
+def flip_1d(n: int, seed: Seed = None) -> tuple[Tensor, Tensor]:
+    """Points x uniform in [-1, 1] of shape ``(n, 1)`` and targets g(x) = -x: the map no 1-D ODE flow can represent."""
+    if n < 1:
+        raise ValueError(f"n must be positive, got {n}")
+    x = 2 * torch.rand(n, 1, generator=_generator(seed), dtype=torch.float64) - 1
+    return x, -x
+
+
+def concentric_spheres(n: int, dim: int = 2, r_inner: float = 0.5, r_annulus: tuple[float, float] = (1.0, 1.5),
+                       seed: Seed = None) -> tuple[Tensor, Tensor]:
+    """Dupont et al.'s data: half the points in the ball |x| < r_inner (label 1), half in the shell
+    r_annulus[0] < |x| < r_annulus[1] (label 0), in any dimension. Returns x ``(n, dim)`` and labels ``(n,)``."""
+    if n < 2 or dim < 1:
+        raise ValueError(f"need n >= 2 and dim >= 1, got n={n}, dim={dim}")
+    if not 0 < r_inner < r_annulus[0] < r_annulus[1]:
+        raise ValueError(f"need 0 < r_inner < r_annulus[0] < r_annulus[1], got {r_inner}, {r_annulus}")
+    g = _generator(seed)
+    direction = torch.randn(n, dim, generator=g, dtype=torch.float64)
+    direction = direction / direction.norm(dim=1, keepdim=True)
+    u = torch.rand(n, generator=g, dtype=torch.float64)
+    inner = torch.arange(n) < n // 2
+    radius = torch.where(inner, r_inner * u, r_annulus[0] + (r_annulus[1] - r_annulus[0]) * u)
+    perm = torch.randperm(n, generator=g)
+    return (direction * radius[:, None])[perm], inner.to(torch.float64)[perm]
