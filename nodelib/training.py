@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable, ContextManager, Optional
 
 import torch
 from torch import Tensor
@@ -42,6 +43,8 @@ def train(
     snapshot_fn: Optional[Callable[[], Any]] = None,
     snapshot_every: int = 0,
     clip_grad_norm: Optional[float] = None,
+    backward_context: Optional[Callable[[], ContextManager[Any]]] = None,
+    on_step_end: Optional[Callable[[int], None]] = None,
     progress: bool = True,
     desc: str = "training",
 ) -> History:
@@ -54,6 +57,9 @@ def train(
         eval_fn, eval_every: every ``eval_every`` steps (and after the last), record ``eval_fn()``'s numbers.
         snapshot_fn, snapshot_every: likewise keep ``snapshot_fn()`` (e.g. a predicted trajectory) for plots.
         clip_grad_norm: clip the global gradient norm to this value before each step.
+        backward_context: a factory of a context manager entered around ``loss.backward()``, e.g.
+            ``lambda: counter.phase("backward")`` to count an adjoint's evaluations as backward ones.
+        on_step_end: called with the step number after each optimizer step (e.g. to read and reset counters).
         progress: show a tqdm progress bar (in notebooks, a widget where available).
 
     Raises:
@@ -74,10 +80,13 @@ def train(
         value = float(loss.detach())
         if not math.isfinite(value):
             raise FloatingPointError(f"the loss became {value} at step {step}; lower the learning rate or check the data")
-        loss.backward()
+        with backward_context() if backward_context is not None else nullcontext():
+            loss.backward()
         if clip_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(params, clip_grad_norm)
         optimizer.step()
+        if on_step_end is not None:
+            on_step_end(step)
         history.steps.append(step)
         history.losses.append(value)
         history.seconds.append(time.perf_counter() - start)

@@ -9,6 +9,7 @@ the code revision. The chapters read the recorded files and name the machine tha
   as the number of solver steps grows.
 - ``spiral_solvers`` (chapter 3): the spiral of Capell et al. (2023) fitted with Euler, RK4 and Dopri5.
 - ``latent_spirals`` (chapter 3): a latent ODE on noisy, irregularly sampled spirals, full size.
+- ``augmentation_nfe`` (chapter 4): accuracy and forward/backward NFE of plain and augmented Neural ODEs.
 
 Recorded runs that the book shows are shipped with the package in ``nodelib/experiments/results/`` (so that
 a chapter opened on Colab finds them too) and read with :func:`load_result`.
