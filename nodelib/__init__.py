@@ -7,7 +7,7 @@ One module per concept, named after what it teaches:
 - :mod:`nodelib.adjoint`, :mod:`nodelib.memory` (chapter 2): adjoint and checkpointed gradients, memory;
 - :mod:`nodelib.data`, :mod:`nodelib.training`, :mod:`nodelib.latent` (chapter 3): data, the shared training
   loop, the latent ODE;
-- :mod:`nodelib.augment`, :mod:`nodelib.nfe` (chapter 4, in preparation): augmentation, NFE counting;
+- :mod:`nodelib.augment`, :mod:`nodelib.nfe` (chapter 4): augmentation, forward/backward NFE counting;
 - :mod:`nodelib.experiments`: the full experiments and their recorded results;
 - :mod:`nodelib.plotting`: trajectories, vector fields and convergence plots;
 - :mod:`nodelib.utils`: seeding, device selection, parameter counts.

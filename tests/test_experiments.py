@@ -27,12 +27,23 @@ def test_latent_spirals_smoke(tmp_path):
     assert data["config"]["spirals"] == 20 and data["heldout_mse"] > 0 and len(data["loss_curve"]) == 2
 
 
+def test_augmentation_nfe_smoke(tmp_path):
+    from nodelib.experiments.augmentation_nfe import main
+
+    out = tmp_path / "aug.json"
+    assert main(["--extras", "0,1", "--points", "32", "--steps", "3", "--device", "cpu", "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["extra"] for r in rows] == [0, 1]
+    assert all(len(r["nfe_forward"]) == len(r["nfe_backward"]) == 3 and min(r["nfe_backward"]) > 0 for r in rows)
+
+
 @pytest.mark.parametrize(
     "module,args,message",
     [
         ("spiral_solvers", ["--methods", "rk45"], "methods must be among"),
         ("spiral_solvers", ["--device", "cuda:7"], "cuda"),
         ("latent_spirals", ["--spirals", "3"], "--spirals >= 20"),
+        ("augmentation_nfe", ["--extras", "-1"], "extras must be >= 0"),
     ],
 )
 def test_bad_options_give_clear_errors(module, args, message, capsys):
@@ -52,3 +63,11 @@ def test_recorded_chapter_three_results_hold_the_lessons():
     assert all(r["error"] < 0.0183 for r in solvers.values())
     latent = load_result("latent_spirals_cpu")
     assert latent["heldout_mse"] < latent["linear_interpolation_mse"]
+
+
+def test_recorded_chapter_four_results():
+    from nodelib.experiments import load_result
+
+    rows = {r["extra"]: r for r in load_result("augmentation_nfe_cpu")["rows"]}
+    assert set(rows) == {0, 1, 2, 5}
+    assert all(len(r["nfe_forward"]) == 400 for r in rows.values())
