@@ -53,19 +53,28 @@ class AugmentedNODE(nn.Module):
         extra: number of zero dimensions appended (0: no augmentation).
         hidden: width of the field's hidden layers.
         solver: options for :class:`~nodelib.blocks.ODEBlock` (method, rtol, atol, adjoint, options, backend).
+        readout: ``"linear"`` (a learned linear layer, for classification) or ``"project"`` (the first
+            ``out_dim`` coordinates of the final state, as in Dupont et al.'s regression examples; a learned
+            read-out would hide the flow's limits, e.g. a weight of -1 turns the identity flow into x -> -x).
     """
 
     def __init__(self, in_dim: int, out_dim: int = 1, extra: int = 0, hidden: int = 32,
-                 solver: Optional[Mapping[str, Any]] = None) -> None:
+                 solver: Optional[Mapping[str, Any]] = None, readout: str = "linear") -> None:
         super().__init__()
+        if readout not in ("linear", "project"):
+            raise ValueError(f"readout must be 'linear' or 'project', got {readout!r}")
+        if readout == "project" and out_dim > in_dim:
+            raise ValueError(f"readout='project' returns input coordinates, so out_dim ({out_dim}) must be <= in_dim ({in_dim})")
         self.augment = Augment(extra)
         self.counter = NFECounter(MLPField(in_dim + extra, hidden=hidden, n_hidden=2, activation=nn.ReLU))
         self.ode = ODEBlock(self.counter, **dict(solver or {}))
-        self.readout = nn.Linear(in_dim + extra, out_dim)
+        self.out_dim = out_dim
+        self.readout = nn.Linear(in_dim + extra, out_dim) if readout == "linear" else None
 
     def flow(self, x: Tensor, t: Tensor) -> Tensor:
         """Trajectories of the augmented inputs at times ``t``: shape ``(len(t), B, in_dim + extra)``."""
         return self.ode.trajectory(self.augment(x), t)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.readout(self.ode(self.augment(x)))
+        final = self.ode(self.augment(x))
+        return final[:, : self.out_dim] if self.readout is None else self.readout(final)

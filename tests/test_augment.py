@@ -72,7 +72,7 @@ def test_plain_node_cannot_flip_the_line_but_an_augmented_one_can():
     final = {}
     for extra in (0, 1):
         seed_everything(0)
-        model = AugmentedNODE(1, 1, extra=extra, solver=solver)
+        model = AugmentedNODE(1, 1, extra=extra, solver=solver, readout="project")  # the flow's own output
         history = train(lambda step: ((model(x) - y) ** 2).mean(), torch.optim.Adam(model.parameters(), lr=1e-2), 300,
                         progress=False)
         final[extra] = min(history.losses)
@@ -103,3 +103,16 @@ def test_train_counts_backward_evaluations_through_its_hooks():
           progress=False)
     assert [c["forward"] for c in seen] == [8, 8, 8]  # 2 RK4 steps x 4 stages
     assert all(c["backward"] == 8 for c in seen)  # the adjoint walks the same grid backwards
+
+
+def test_readout_options():
+    x = torch.randn(5, 2)
+    projected = AugmentedNODE(2, 1, extra=1, readout="project", solver=dict(method="rk4", options={"step_size": 0.5}))
+    assert projected.readout is None and projected(x).shape == (5, 1)
+    with torch.no_grad():
+        final = projected.ode(augment(x, 1))
+    assert torch.equal(projected(x), final[:, :1])
+    with pytest.raises(ValueError, match="readout must be"):
+        AugmentedNODE(2, readout="softmax")
+    with pytest.raises(ValueError, match="out_dim"):
+        AugmentedNODE(1, 2, readout="project")
