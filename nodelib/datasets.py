@@ -1,0 +1,234 @@
+"""Classification data for chapter 5 and the full experiments: digits, heartbeats and the image benchmarks.
+
+- :func:`digits`: the 1,797 handwritten 8x8 digits that scikit-learn ships (no download), split and scaled.
+- :func:`synthetic_heartbeats`: ECG beats of the five MIT-BIH classes, generated from a sum-of-waves model so
+  that a CPU can train on them; :func:`load_mitbih_csv` reads the real MIT-BIH heartbeat CSV files (187
+  samples, then the label, per row) that Facci & Zurlo (2022, Sec. 4.2) use.
+- :func:`image_dataset`: MNIST, SVHN and CIFAR-10 through torchvision's own loaders (downloaded when online);
+  :func:`synthetic_images`: generated images of the same shapes, for smoke runs and throughput measurements.
+
+Every loader returns tensors or datasets whose items are ``(x, label)`` with ``x`` of shape ``(C, L)`` or
+``(C, H, W)`` in float32 and the label an integer class.
+"""
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+import torch
+from torch import Tensor
+
+#: The five heartbeat classes of the MIT-BIH arrhythmia data, in label order (Facci & Zurlo 2022, Table 1).
+HEARTBEAT_CLASSES = ("N: normal", "S: supraventricular premature", "V: premature ventricular",
+                     "F: fusion of ventricular and normal", "Q: unclassifiable")
+HEARTBEAT_LENGTH = 187
+#: Class proportions of the MIT-BIH training set (Facci & Zurlo 2022, Table 1: 72471, 6431, 5788, 2223, 641).
+MITBIH_PROPORTIONS = (72471 / 87554, 6431 / 87554, 5788 / 87554, 2223 / 87554, 641 / 87554)
+
+#: name -> (channels, height/width, classes, normalisation mean, std) of the image benchmarks.
+IMAGE_DATASETS: dict[str, tuple[int, int, int, tuple[float, ...], tuple[float, ...]]] = {
+    "mnist": (1, 28, 10, (0.1307,), (0.3081,)),
+    "svhn": (3, 32, 10, (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970)),
+    "cifar10": (3, 32, 10, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+}
+
+
+def _check_count(name: str, value: int, minimum: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def _split(n: int, test_fraction: float, seed: int) -> tuple[Tensor, Tensor]:
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    n_test = max(1, round(n * test_fraction))
+    return order[n_test:], order[:n_test]
+
+
+def digits(test_fraction: float = 0.2, seed: int = 0) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """scikit-learn's handwritten digits as ``x_train, y_train, x_test, y_test``; x in [0, 1], shape (N, 1, 8, 8)."""
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("digits() needs scikit-learn: pip install scikit-learn") from exc
+    data = load_digits()
+    x = torch.tensor(data.images, dtype=torch.float32).unsqueeze(1) / 16.0
+    y = torch.tensor(data.target, dtype=torch.int64)
+    train, test = _split(len(y), test_fraction, seed)
+    return x[train], y[train], x[test], y[test]
+
+
+# --- heartbeats -----------------------------------------------------------------------------------------------
+
+def _wave(t: np.ndarray, centre: np.ndarray, width: np.ndarray, amplitude: np.ndarray) -> np.ndarray:
+    """Gaussian bumps, one per row: ``amplitude * exp(-(t - centre)^2 / (2 width^2))``."""
+    return amplitude[:, None] * np.exp(-((t[None, :] - centre[:, None]) ** 2) / (2 * width[:, None] ** 2))
+
+
+def synthetic_heartbeats(
+    n: int,
+    seed: int = 0,
+    proportions: Optional[tuple[float, ...]] = None,
+    noise: float = 0.03,
+) -> tuple[Tensor, Tensor]:
+    """Generated heartbeats of the five MIT-BIH classes: ``x`` of shape (n, 1, 187) in [0, 1], labels (n,).
+
+    Each beat is a sum of Gaussian waves (the P, Q, R, S and T waves of a sum-of-waves ECG model, McSharry et
+    al. 2003) sampled at 125 Hz, starting at an R peak and cut after the next one, then scaled to [0, 1] and
+    zero-padded to 187 samples, the layout of the preprocessed MIT-BIH files. Classes differ as the seed
+    describes them: N a sharp R, a small T and the next P-QRS; S premature (short R-R) with extra activity
+    before the next peak; V wide, low QRS with a large opposite T and no P; F between N and V, compressed
+    towards the front; Q jagged, with spikes. Amplitudes, timings, baseline wander and noise vary per beat.
+
+    Args:
+        n: number of beats.
+        seed: seeds the generator (same seed, same beats).
+        proportions: class probabilities (default: balanced; :data:`MITBIH_PROPORTIONS` imitates the real data).
+        noise: standard deviation of the white noise added before scaling.
+    """
+    _check_count("n", n)
+    probs = np.full(5, 0.2) if proportions is None else np.asarray(proportions, dtype=float)
+    if probs.shape != (5,) or (probs < 0).any() or not math.isclose(probs.sum(), 1.0, rel_tol=1e-6):
+        raise ValueError(f"proportions must be 5 non-negative numbers summing to 1, got {proportions!r}")
+    if not (noise >= 0 and math.isfinite(noise)):
+        raise ValueError(f"noise must be a non-negative number, got {noise!r}")
+    rng = np.random.default_rng(seed)
+    labels = rng.choice(5, size=n, p=probs)
+    t = np.arange(HEARTBEAT_LENGTH) / 125.0
+    u = lambda low, high: rng.uniform(low, high, n)  # noqa: E731 - one draw per beat
+    # Per-class means of: R-R interval, QRS width, R height, S depth, T centre, T width, T height, P height.
+    table = np.array([
+        # rr    qrs    r     s      tc    tw    th     p
+        [0.85, 0.012, 1.00, -0.20, 0.28, 0.050, 0.30, 0.12],   # N
+        [0.52, 0.012, 1.00, -0.20, 0.24, 0.045, 0.25, 0.30],   # S
+        [0.62, 0.040, 0.70, -0.45, 0.30, 0.080, -0.45, 0.00],  # V
+        [0.68, 0.025, 0.85, -0.35, 0.18, 0.050, 0.10, 0.06],   # F
+        [0.75, 0.020, 0.90, -0.30, 0.26, 0.060, 0.20, 0.08],   # Q
+    ])
+    rr, qrs, r_amp, s_amp, t_c, t_w, t_amp, p_amp = (table[labels, k] for k in range(8))
+    rr = rr * u(0.9, 1.1)
+    qrs, t_w = qrs * u(0.8, 1.2), t_w * u(0.8, 1.2)
+    r_amp, s_amp = r_amp * u(0.85, 1.15), s_amp * u(0.8, 1.2)
+    t_c, t_amp, p_amp = t_c * u(0.9, 1.1), t_amp * u(0.7, 1.3), p_amp * u(0.7, 1.3)
+    beat = _wave(t, np.zeros(n), qrs, r_amp) + _wave(t, 2.5 * qrs + 0.01, qrs, s_amp)  # this R and its S
+    beat += _wave(t, t_c, t_w, t_amp)  # T wave
+    beat += _wave(t, rr - 0.16, np.full(n, 0.025), p_amp)  # the next P wave
+    beat += _wave(t, rr, qrs, r_amp) + _wave(t, rr - 2.5 * qrs - 0.01, qrs, 0.3 * s_amp)  # the next Q and R
+    extra = labels == 1  # S: a second bump after the T wave and early activity before the next beat
+    beat[extra] += _wave(t, t_c[extra] + 0.12, np.full(extra.sum(), 0.03), 0.15 * u(0.7, 1.3)[extra])
+    jagged = labels == 4  # Q: pacing-like spikes at random places
+    for _ in range(4):
+        beat[jagged] += _wave(t, u(0.05, 0.9)[jagged], np.full(jagged.sum(), 0.006), u(-0.5, 0.6)[jagged])
+    beat += 0.05 * np.sin(2 * np.pi * u(0.1, 0.5)[:, None] * t[None, :] + u(0, 2 * np.pi)[:, None])  # baseline
+    beat += noise * rng.standard_normal(beat.shape)
+    end = np.minimum(np.round((rr + 0.08) * 125).astype(int), HEARTBEAT_LENGTH)  # cut after the next R
+    mask = np.arange(HEARTBEAT_LENGTH)[None, :] < end[:, None]
+    low = np.where(mask, beat, np.inf).min(axis=1, keepdims=True)
+    high = np.where(mask, beat, -np.inf).max(axis=1, keepdims=True)
+    beat = np.where(mask, (beat - low) / (high - low), 0.0)
+    return torch.tensor(beat, dtype=torch.float32).unsqueeze(1), torch.tensor(labels, dtype=torch.int64)
+
+
+def load_mitbih_csv(path: Union[str, Path]) -> tuple[Tensor, Tensor]:
+    """Read a MIT-BIH heartbeat CSV file (``mitbih_train.csv``/``mitbih_test.csv``): 187 samples then the label.
+
+    Returns ``x`` of shape (N, 1, 187) in float32 and integer labels in 0..4. Rows of the wrong length, values
+    that are not numbers and labels outside 0..4 are errors that name the file and the line.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no MIT-BIH heartbeat file at {path}; the files mitbih_train.csv and mitbih_test.csv (188 columns: "
+            "187 samples then the class 0-4) come with the Kaggle 'ECG Heartbeat Categorization' data set"
+        )
+    rows: list[list[float]] = []
+    with path.open(newline="") as handle:
+        for line, row in enumerate(csv.reader(handle), start=1):
+            if not row:
+                continue
+            if len(row) != HEARTBEAT_LENGTH + 1:
+                raise ValueError(f"{path}:{line}: expected {HEARTBEAT_LENGTH + 1} comma-separated values "
+                                 f"({HEARTBEAT_LENGTH} samples then the label), got {len(row)}")
+            try:
+                rows.append([float(v) for v in row])
+            except ValueError as exc:
+                raise ValueError(f"{path}:{line}: a value is not a number ({exc})") from None
+    if not rows:
+        raise ValueError(f"{path}: the file has no rows")
+    data = np.asarray(rows)
+    labels = data[:, -1]
+    bad = ~np.isin(labels, np.arange(5))
+    if bad.any():
+        line = int(np.argmax(bad)) + 1
+        raise ValueError(f"{path}: labels must be the integers 0-4; row {line} has {labels[bad][0]!r}")
+    if not np.isfinite(data[:, :-1]).all():
+        raise ValueError(f"{path}: the samples contain NaN or infinite values")
+    x = torch.tensor(data[:, :-1], dtype=torch.float32).unsqueeze(1)
+    return x, torch.tensor(labels, dtype=torch.int64)
+
+
+# --- images ---------------------------------------------------------------------------------------------------
+
+def synthetic_images(name: str, n: int, seed: int = 0, noise: float = 1.0) -> tuple[Tensor, Tensor]:
+    """Generated images with the shape, channel count and classes of ``name`` (``mnist``, ``svhn``, ``cifar10``).
+
+    Each class has a fixed smooth random template; an image is its class template plus white noise of
+    standard deviation ``noise``, so a network can learn the task, and its speed and memory are those of
+    the real data. Used by smoke runs and by throughput measurements on machines without the data.
+    """
+    if name not in IMAGE_DATASETS:
+        raise ValueError(f"unknown image data set {name!r}; expected one of {sorted(IMAGE_DATASETS)}")
+    _check_count("n", n)
+    channels, size, classes, _, _ = IMAGE_DATASETS[name]
+    generator = torch.Generator().manual_seed(seed)
+    coarse = torch.randn(classes, channels, 4, 4, generator=torch.Generator().manual_seed(12345))
+    templates = torch.nn.functional.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False)
+    labels = torch.randint(0, classes, (n,), generator=generator)
+    x = templates[labels] + noise * torch.randn(n, channels, size, size, generator=generator)
+    return x, labels
+
+
+def image_dataset(name: str, root: Union[str, Path], train: bool, download: bool = False,
+                  augment: bool = False) -> torch.utils.data.Dataset:
+    """MNIST, SVHN or CIFAR-10 through torchvision, as normalised tensors (train or test split).
+
+    Args:
+        name: ``"mnist"``, ``"svhn"`` or ``"cifar10"``.
+        root: the data directory (torchvision's layout under it).
+        train: the training split (else the test split).
+        download: let torchvision download the files if they are missing (needs the internet).
+        augment: random crops with 4 pixels of padding (and horizontal flips for CIFAR-10) on the training split.
+    """
+    if name not in IMAGE_DATASETS:
+        raise ValueError(f"unknown image data set {name!r}; expected one of {sorted(IMAGE_DATASETS)}")
+    try:
+        import torchvision
+        from torchvision import transforms
+    except ImportError as exc:
+        raise ImportError("image_dataset() needs torchvision: pip install 'nodelib[experiments]'") from exc
+    channels, size, _, mean, std = IMAGE_DATASETS[name]
+    steps: list = []
+    if augment and train:
+        steps.append(transforms.RandomCrop(size, padding=4))
+        if name == "cifar10":
+            steps.append(transforms.RandomHorizontalFlip())
+    steps += [transforms.ToTensor(), transforms.Normalize(mean, std)]
+    transform = transforms.Compose(steps)
+    root = str(root)
+    try:
+        if name == "mnist":
+            return torchvision.datasets.MNIST(root, train=train, download=download, transform=transform)
+        if name == "cifar10":
+            return torchvision.datasets.CIFAR10(root, train=train, download=download, transform=transform)
+        return torchvision.datasets.SVHN(root, split="train" if train else "test", download=download, transform=transform)
+    except RuntimeError as exc:
+        if "not found" in str(exc).lower() or "corrupted" in str(exc).lower():
+            raise FileNotFoundError(
+                f"{name} is not in {root} (torchvision said: {exc}). Pass download=True (--download) on a machine "
+                "that is online, or use generated data of the same shape (--data synthetic)"
+            ) from None
+        raise

@@ -1,0 +1,158 @@
+"""The registered full experiments: each one a named configuration, its hyper-parameters and its source.
+
+Two kinds:
+
+- :class:`ClassifierExperiment`: a classifier of :mod:`nodelib.classification` trained on a data set by the
+  shared loop of :mod:`nodelib.experiments.runner` (checkpoints, ``--resume``, DDP, atomic results);
+- :class:`ScriptExperiment`: one of the chapter 2-4 experiment modules, run through its own ``main``.
+
+``python -m nodelib.experiments list`` prints them; ``show NAME`` prints one configuration as JSON.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Optional, Union
+
+
+@dataclass(frozen=True)
+class ClassifierExperiment:
+    """A classifier, its data and its training schedule. Every number here is the one the run uses."""
+
+    name: str
+    chapter: int
+    description: str
+    source: str  # where the architecture and the schedule come from
+    data: str  # "mnist", "svhn", "cifar10", "ecg" or "digits"
+    arch: str  # "resnet", "odenet", "rknet" or "augmented"
+    width: int = 64
+    stem: str = "chen"
+    solver: dict[str, Any] = field(default_factory=dict)  # overrides of classification.DEFAULT_SOLVERS
+    epochs: int = 160
+    batch_size: int = 128
+    optimizer: str = "sgd"  # "sgd" (momentum 0.9) or "adam"
+    lr: float = 0.1
+    weight_decay: float = 0.0
+    milestones: tuple[int, ...] = ()  # epochs after which the learning rate is multiplied by `gamma`
+    gamma: float = 0.1
+    augment: bool = False  # random crops (and flips for CIFAR-10) on the training images
+    # The --smoke size: generated data of the real shapes, a few seconds on a CPU.
+    smoke_train: int = 64
+    smoke_test: int = 32
+    smoke_epochs: int = 2
+    smoke_batch_size: int = 32
+
+    kind = "classifier"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, **asdict(self)}
+
+
+@dataclass(frozen=True)
+class ScriptExperiment:
+    """A chapter experiment with its own command line (``python -m nodelib.experiments.<module> --help``)."""
+
+    name: str
+    chapter: int
+    description: str
+    source: str
+    module: str
+    smoke_args: tuple[str, ...]
+    takes_seed: bool = False
+
+    kind = "script"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, **asdict(self)}
+
+
+Experiment = Union[ClassifierExperiment, ScriptExperiment]
+REGISTRY: dict[str, Experiment] = {}
+
+
+def register(experiment: Experiment) -> Experiment:
+    if experiment.name in REGISTRY:
+        raise ValueError(f"experiment {experiment.name!r} is registered twice")
+    REGISTRY[experiment.name] = experiment
+    return experiment
+
+
+def get(name: str) -> Experiment:
+    """The experiment called ``name``; an unknown name is an error that lists the registered ones."""
+    if name not in REGISTRY:
+        close = [n for n in REGISTRY if name.split("-")[0] in n] or sorted(REGISTRY)
+        raise KeyError(f"no experiment called {name!r}; registered: {', '.join(sorted(REGISTRY))}"
+                       + (f" (did you mean {', '.join(close[:4])}?)" if close != sorted(REGISTRY) else ""))
+    return REGISTRY[name]
+
+
+_ARCH_TEXT = {
+    "resnet": "ResNet: the stem, six residual blocks, the head",
+    "odenet": "ODE-Net: one ODE block solved by dopri5, adjoint gradients",
+    "rknet": "RK-Net: the ODE block solved by RK4 with step 0.25, adjoint gradients",
+    "augmented": "augmented ODE-Net: 5 zero channels appended before the ODE block",
+}
+
+# --- images: Jhin et al. (2021) Sec. 4.1, Tables 1-4, 12-13 and App. B; Chen et al. (2018)'s MNIST model ---
+_IMAGES = {
+    # data: (tolerance of App. B, learning rate of App. B, random-crop augmentation)
+    "mnist": (1e-4, 1e-2, False),
+    "svhn": (1e-5, 5e-2, True),
+    "cifar10": (1e-5, 1e-2, True),
+}
+for _data, (_tol, _lr, _aug) in _IMAGES.items():
+    for _arch in ("resnet", "odenet", "rknet", "augmented"):
+        register(ClassifierExperiment(
+            name=f"{_data}-{_arch}", chapter=5,
+            description=f"{_data.upper() if _data != 'cifar10' else 'CIFAR-10'}: {_ARCH_TEXT[_arch]}",
+            source="Jhin et al. 2021, Sec. 4.1, Tables 1-4, 12-13, App. B (160 epochs, batch 128, rtol = atol and "
+                   "learning rate per data set); stem and head of Chen et al. 2018's MNIST model; "
+                   "learning-rate drops at epochs 60, 100, 140 as in torchdiffeq's example",
+            data=_data, arch=_arch,
+            solver={} if _arch in ("resnet", "rknet") else {"rtol": _tol, "atol": _tol},
+            epochs=160, batch_size=128, lr=_lr, milestones=(60, 100, 140), augment=_aug,
+        ))
+
+# --- ECG heartbeats: Facci & Zurlo (2022) Sec. 4.2, Figs. 16-17 ---
+for _arch in ("resnet", "odenet"):
+    register(ClassifierExperiment(
+        name=f"ecg-{_arch}", chapter=5,
+        description=f"MIT-BIH heartbeats, 5 classes: {_ARCH_TEXT[_arch]} (1-D)",
+        source="Facci & Zurlo 2022, Sec. 4.2, Figs. 16-17 (5 epochs, batch 128, SGD, cross-entropy); the "
+               "learning rate (0.1, momentum 0.9) is not given there and is ours",
+        data="ecg", arch=_arch, epochs=5, batch_size=128, lr=0.1,
+    ))
+
+# --- chapter 5's digits, full version of the notebook's comparison ---
+for _arch in ("resnet", "odenet", "rknet", "augmented"):
+    register(ClassifierExperiment(
+        name=f"digits-{_arch}", chapter=5,
+        description=f"scikit-learn's 8x8 digits: {_ARCH_TEXT[_arch]}, 32 channels",
+        source="chapter 5 (the seeds' architecture family at 32 channels with a two-convolution stem)",
+        data="digits", arch=_arch, width=32, stem="small", epochs=30, batch_size=64, optimizer="adam", lr=3e-3,
+        smoke_train=64, smoke_test=32, smoke_epochs=2, smoke_batch_size=32,
+    ))
+
+# --- the experiments of chapters 2-4 ---
+register(ScriptExperiment(
+    "adjoint-memory", 2, "peak memory and time of backprop, adjoint and checkpointing vs. solver steps",
+    "chapter 2", "adjoint_memory", ("--steps", "4", "--dim", "8", "--hidden", "16", "--batch", "8")))
+register(ScriptExperiment(
+    "spiral-solvers", 3, "the spiral of Capell et al. (2023) fitted with Euler, RK4 and Dopri5",
+    "Capell et al. 2023, Sec. 4.3", "spiral_solvers", ("--epochs", "1", "--methods", "euler")))
+register(ScriptExperiment(
+    "latent-spirals", 3, "a latent ODE on noisy, irregularly sampled spirals",
+    "Facci & Zurlo 2022, Sec. 4.1; Chen et al. 2018", "latent_spirals",
+    ("--spirals", "20", "--observations", "8", "--steps", "2", "--batch", "10"), takes_seed=True))
+register(ScriptExperiment(
+    "augmentation-nfe", 4, "accuracy and forward/backward NFE of plain and augmented Neural ODEs",
+    "Dupont et al. 2019; Facci & Zurlo 2022, Eq. 29-30", "augmentation_nfe",
+    ("--extras", "0,1", "--points", "32", "--steps", "3"), takes_seed=True))
+
+
+def describe(experiment: Experiment) -> dict[str, Any]:
+    """The configuration as plain JSON-ready data (what ``show NAME`` prints)."""
+    return experiment.to_dict()
+
+
+def names(kind: Optional[str] = None) -> list[str]:
+    return sorted(n for n, e in REGISTRY.items() if kind is None or e.kind == kind)

@@ -1,0 +1,368 @@
+"""The shared training loop of the full classification experiments: checkpoints, resume, DDP, atomic results.
+
+A run of experiment ``NAME`` writes into ``OUT/NAME/``:
+
+- ``checkpoint.pt``: model, optimizer, schedule, history and random state after the last finished epoch,
+  replaced atomically every epoch; ``--resume`` continues from it and ends where an uninterrupted run ends;
+- ``result.json``: the configuration, the data, the parameter count, per-epoch metrics (loss, accuracy, NFE
+  forward/backward per iteration, seconds, examples per second, peak memory), the machine and the code
+  revision; rewritten atomically every epoch, with ``"complete": true`` once the last epoch is done;
+- ``curves.png``: loss, accuracy and NFE per epoch.
+
+Several processes (``torchrun --nproc_per_node K -m nodelib.experiments run NAME``) train one model with
+DistributedDataParallel: NCCL on GPUs, gloo on CPUs. Each global batch is split evenly between the processes
+and gradients are averaged, so K processes compute what one process computes with the same global batch.
+"""
+from __future__ import annotations
+
+import math
+import os
+import resource
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from ..utils import count_parameters, get_device
+from ._common import describe_machine, write_json_atomic
+from .registry import ClassifierExperiment
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What the command line may change about a registered experiment."""
+
+    device: Optional[str] = None
+    epochs: Optional[int] = None
+    batch_size: Optional[int] = None
+    lr: Optional[float] = None
+    seed: int = 0
+    data: str = "real"  # "real" or "synthetic" (generated data of the real shapes)
+    data_dir: Path = Path("data")
+    out: Path = Path("runs")
+    resume: bool = False
+    fresh: bool = False
+    smoke: bool = False
+    download: bool = False
+    workers: int = 0
+    progress: bool = True
+    n_train: Optional[int] = None  # generated data sizes (synthetic data only)
+    n_test: Optional[int] = None
+    command: str = ""  # the command line that started the run, recorded in the result
+
+
+class RunError(ValueError):
+    """A run cannot start as asked (bad option, missing data, a checkpoint that does not match)."""
+
+
+# --- distributed -------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _World:
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _init_world(device: torch.device) -> _World:
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size <= 1:
+        return _World()
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return _World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def _all_sum(values: list[float], world: _World, device: torch.device) -> list[float]:
+    if world.size == 1:
+        return values
+    tensor = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(tensor)
+    return tensor.tolist()
+
+
+# --- data ----------------------------------------------------------------------------------------------------
+
+def _tensor_data(experiment: ClassifierExperiment, options: RunOptions) -> tuple[Any, Any, dict[str, Any]]:
+    """Train and test data as (x, y) tensor pairs or torchvision datasets, and a description of them."""
+    from .. import datasets
+
+    synthetic = options.data == "synthetic" or options.smoke
+    n_train = options.n_train or (experiment.smoke_train if options.smoke else 8000)
+    n_test = options.n_test or (experiment.smoke_test if options.smoke else 2000)
+    if experiment.data == "digits":
+        x, y, xt, yt = datasets.digits(seed=0)
+        if options.smoke:
+            x, y, xt, yt = x[:n_train], y[:n_train], xt[:n_test], yt[:n_test]
+        return (x, y), (xt, yt), {"name": "digits", "source": "sklearn.datasets.load_digits", "train": len(y), "test": len(yt)}
+    if experiment.data == "ecg":
+        if synthetic:
+            # balanced classes, so that short runs learn every class (the real data is 83% normal beats)
+            train = datasets.synthetic_heartbeats(n_train, seed=options.seed + 1)
+            test = datasets.synthetic_heartbeats(n_test, seed=options.seed + 2)
+            return train, test, {"name": "ecg", "source": "nodelib.datasets.synthetic_heartbeats (balanced classes)",
+                                 "train": n_train, "test": n_test}
+        folder = Path(options.data_dir) / "mitbih"
+        train = datasets.load_mitbih_csv(folder / "mitbih_train.csv")
+        test = datasets.load_mitbih_csv(folder / "mitbih_test.csv")
+        return train, test, {"name": "ecg", "source": f"MIT-BIH CSV files in {folder}", "train": len(train[1]), "test": len(test[1])}
+    if synthetic:
+        train = datasets.synthetic_images(experiment.data, n_train, seed=options.seed + 1)
+        test = datasets.synthetic_images(experiment.data, n_test, seed=options.seed + 2)
+        return train, test, {"name": experiment.data, "source": "nodelib.datasets.synthetic_images", "train": n_train, "test": n_test}
+    train = datasets.image_dataset(experiment.data, options.data_dir, True, options.download, experiment.augment)
+    test = datasets.image_dataset(experiment.data, options.data_dir, False, options.download)
+    return train, test, {"name": experiment.data, "source": f"torchvision in {options.data_dir}", "train": len(train), "test": len(test)}
+
+
+def _size(data: Any) -> int:
+    return len(data[1]) if isinstance(data, tuple) else len(data)
+
+
+def _batches(data: Any, order: Tensor, batch_size: int, world: _World, workers: int) -> Iterator[tuple[Tensor, Tensor]]:
+    """Mini-batches in the given order; each process takes its share (every ``world.size``-th item) of a batch."""
+    chunks = [chunk[world.rank::world.size] for chunk in order.split(batch_size)]
+    chunks = [c for c in chunks if len(c)]
+    if isinstance(data, tuple):
+        x, y = data
+        for chunk in chunks:
+            yield x[chunk], y[chunk]
+        return
+    loader = torch.utils.data.DataLoader(data, batch_sampler=[c.tolist() for c in chunks], num_workers=workers)
+    yield from loader
+
+
+def _n_batches(n: int, batch_size: int) -> int:
+    return math.ceil(n / batch_size)
+
+
+# --- the run -------------------------------------------------------------------------------------------------
+
+def _resolve(experiment: ClassifierExperiment, options: RunOptions) -> ClassifierExperiment:
+    """The experiment with the command line's changes applied (and the smoke size, if asked)."""
+    changes: dict[str, Any] = {}
+    if options.smoke:
+        changes.update(epochs=experiment.smoke_epochs, batch_size=experiment.smoke_batch_size)
+    for key in ("epochs", "batch_size", "lr"):
+        value = getattr(options, key)
+        if value is not None:
+            changes[key] = value
+    resolved = replace(experiment, **changes)
+    if resolved.epochs < 1 or resolved.batch_size < 1 or not (resolved.lr > 0 and math.isfinite(resolved.lr)):
+        raise RunError(f"epochs and batch size must be >= 1 and the learning rate positive; got epochs="
+                       f"{resolved.epochs}, batch size={resolved.batch_size}, lr={resolved.lr}")
+    return resolved
+
+
+def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _peak_memory_bytes(device: torch.device) -> int:
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    usage = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(usage if sys.platform == "darwin" else usage * 1024)
+
+
+def _plot(path: Path, name: str, epochs: list[dict[str, Any]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    x = [e["epoch"] for e in epochs]
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3))
+    axes[0].plot(x, [e["train_loss"] for e in epochs], "o-")
+    axes[0].set(xlabel="epoch", ylabel="training loss", yscale="log")
+    axes[1].plot(x, [e["train_accuracy"] for e in epochs], "o-", label="train")
+    axes[1].plot(x, [e["test_accuracy"] for e in epochs], "s-", label="test")
+    axes[1].set(xlabel="epoch", ylabel="accuracy")
+    axes[1].legend()
+    axes[2].plot(x, [e["nfe_forward"] for e in epochs], "o-", label="forward")
+    axes[2].plot(x, [e["nfe_backward"] for e in epochs], "s-", label="backward")
+    axes[2].set(xlabel="epoch", ylabel="NFE per iteration")
+    axes[2].legend()
+    fig.suptitle(name)
+    fig.tight_layout()
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
+    os.close(fd)
+    fig.savefig(tmp, dpi=80)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def run_classifier(experiment: ClassifierExperiment, options: RunOptions) -> dict[str, Any]:
+    """Train ``experiment`` as ``options`` say; return the result (also written to ``OUT/NAME/result.json``)."""
+    from ..classification import build_classifier
+
+    if options.data not in ("real", "synthetic"):
+        raise RunError(f"--data must be 'real' or 'synthetic', got {options.data!r}")
+    if options.workers < 0:
+        raise RunError(f"--workers must be >= 0, got {options.workers}")
+    config = _resolve(experiment, options)
+    try:
+        device = get_device(options.device)
+    except ValueError as exc:
+        raise RunError(str(exc)) from None
+    world = _init_world(device)
+    if world.size > 1 and device.type == "cuda":
+        device = torch.device("cuda", world.local_rank)
+        torch.cuda.set_device(device)
+    if config.batch_size % world.size:
+        raise RunError(f"the batch size ({config.batch_size}) must be divisible by the number of processes ({world.size})")
+    folder = Path(options.out) / config.name
+    checkpoint_path, result_path = folder / "checkpoint.pt", folder / "result.json"
+    if world.main:
+        folder.mkdir(parents=True, exist_ok=True)
+    if checkpoint_path.exists() and not (options.resume or options.fresh):
+        raise RunError(f"{checkpoint_path} exists from an earlier run; pass --resume to continue it or --fresh to start over")
+
+    train_data, test_data, data_info = _tensor_data(config, options)
+    in_channels, dims = (1, 1) if config.data == "ecg" else (1 if config.data in ("mnist", "digits") else 3, 2)
+    n_classes = 5 if config.data == "ecg" else 10
+    torch.manual_seed(options.seed)
+    model = build_classifier(config.arch, in_channels, n_classes, dims=dims, width=config.width,
+                             stem_kind=config.stem, solver=config.solver or None).to(device)
+    counter = model.counter
+    trained = model
+    if world.size > 1:
+        trained = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if config.optimizer == "sgd":
+        optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
+    elif config.optimizer == "adam":
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    else:
+        raise RunError(f"optimizer must be 'sgd' or 'adam', got {config.optimizer!r}")
+    schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(config.milestones), config.gamma)
+
+    run_config = {**config.to_dict(), "seed": options.seed, "data": data_info, "smoke": options.smoke,
+                  "world_size": world.size}
+    history: list[dict[str, Any]] = []
+    start_epoch = 0
+    if options.resume and checkpoint_path.exists():
+        state = torch.load(checkpoint_path, map_location=device, weights_only=False)
+        if state["config"] != run_config:
+            differ = sorted(k for k in set(state["config"]) | set(run_config) if state["config"].get(k) != run_config.get(k))
+            raise RunError(f"{checkpoint_path} was written by a run with other settings ({', '.join(differ)}); "
+                           "resume with the same options, or pass --fresh to start over")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        history, start_epoch = state["history"], state["epoch"]
+        if world.main:
+            print(f"resuming {config.name} after epoch {start_epoch} of {config.epochs}", flush=True)
+    elif options.resume and world.main:
+        print(f"no checkpoint at {checkpoint_path}; starting {config.name} from the beginning", flush=True)
+
+    loss_fn = nn.CrossEntropyLoss()
+    n_train = _size(train_data)
+    result: dict[str, Any] = {
+        "experiment": config.name, "command": options.command, "config": run_config, "parameters": count_parameters(model),
+        "machine": describe_machine(device), "epochs": history, "complete": False,
+    }
+    for epoch in range(start_epoch, config.epochs):
+        torch.manual_seed(options.seed * 100003 + epoch)  # data order and augmentation depend on (seed, epoch) only
+        order = torch.randperm(n_train)
+        model.train()
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+            torch.cuda.synchronize(device)
+        started = time.perf_counter()
+        sums = [0.0, 0.0, 0.0]  # loss * count, correct, count
+        nfe = [0, 0]
+        iterations = 0
+        bar = tqdm(_batches(train_data, order, config.batch_size, world, options.workers),
+                   total=_n_batches(n_train, config.batch_size), desc=f"{config.name} epoch {epoch + 1}/{config.epochs}",
+                   disable=not (options.progress and world.main), leave=False)
+        for x, y in bar:
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            logits = trained(x)
+            loss = loss_fn(logits, y)
+            optimizer.zero_grad(set_to_none=True)
+            if counter is not None:
+                with counter.phase("backward"):
+                    loss.backward()
+                counts = counter.reset()
+                nfe[0] += counts["forward"]
+                nfe[1] += counts["backward"]
+            else:
+                loss.backward()
+            optimizer.step()
+            iterations += 1
+            sums[0] += float(loss.detach()) * len(y)
+            sums[1] += float((logits.argmax(1) == y).sum())
+            sums[2] += len(y)
+            bar.set_postfix(loss=f"{sums[0] / sums[2]:.4f}")
+        schedule.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        seconds = time.perf_counter() - started
+        train_loss, train_correct, train_count = _all_sum(sums, world, device)
+        test_loss, test_accuracy, balanced = _evaluate(model, test_data, config.batch_size, world, device,
+                                                       options.workers, n_classes)
+        if counter is not None:
+            counter.reset()
+        row = {
+            "epoch": epoch + 1, "train_loss": train_loss / train_count, "train_accuracy": train_correct / train_count,
+            "test_loss": test_loss, "test_accuracy": test_accuracy, "test_balanced_accuracy": balanced,
+            "nfe_forward": nfe[0] / max(iterations, 1), "nfe_backward": nfe[1] / max(iterations, 1),
+            "seconds": seconds, "examples_per_second": train_count / seconds,
+            "peak_memory_mib": _peak_memory_bytes(device) / 2**20, "lr": optimizer.param_groups[0]["lr"],
+        }
+        history.append(row)
+        if world.main:
+            _save_checkpoint(checkpoint_path, {"config": run_config, "epoch": epoch + 1, "model": model.state_dict(),
+                                               "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+                                               "history": history})
+            result.update(epochs=history, complete=epoch + 1 == config.epochs,
+                          final_test_accuracy=test_accuracy, train_seconds=sum(e["seconds"] for e in history))
+            write_json_atomic(result_path, result)
+            _plot(folder / "curves.png", config.name, history)
+            print(f"{config.name} epoch {epoch + 1}/{config.epochs}: loss {row['train_loss']:.4f}, test accuracy "
+                  f"{test_accuracy:.4f}, NFE {row['nfe_forward']:.1f}/{row['nfe_backward']:.1f}, {seconds:.1f} s", flush=True)
+        if world.size > 1:
+            dist.barrier()
+    if start_epoch >= config.epochs and world.main:
+        print(f"{config.name} is already complete ({config.epochs} epochs in {checkpoint_path})", flush=True)
+        result.update(final_test_accuracy=history[-1]["test_accuracy"], train_seconds=sum(e["seconds"] for e in history))
+    result.update(epochs=history, complete=True)
+    return result
+
+
+@torch.no_grad()
+def _evaluate(model: nn.Module, data: Any, batch_size: int, world: _World, device: torch.device,
+              workers: int, n_classes: int) -> tuple[float, float, float]:
+    """Test loss, accuracy and balanced accuracy (the mean over classes of the fraction of each class found)."""
+    model.eval()
+    sums = torch.zeros(2 + 2 * n_classes, dtype=torch.float64)  # loss, count, per-class hits, per-class counts
+    for x, y in _batches(data, torch.arange(_size(data)), batch_size, world, workers):
+        x, y = x.to(device), y.to(device)
+        logits = model(x)
+        sums[0] += float(nn.functional.cross_entropy(logits, y, reduction="sum"))
+        sums[1] += len(y)
+        hits = (logits.argmax(1) == y).double().cpu()
+        sums[2:2 + n_classes] += torch.bincount(y.cpu(), weights=hits, minlength=n_classes)
+        sums[2 + n_classes:] += torch.bincount(y.cpu(), minlength=n_classes).double()
+    loss, count, *rest = _all_sum(sums.tolist(), world, device)
+    hits, counts = torch.tensor(rest[:n_classes]), torch.tensor(rest[n_classes:])
+    present = counts > 0
+    return loss / count, float(hits.sum()) / count, float((hits[present] / counts[present]).mean())

@@ -1,0 +1,167 @@
+"""The full-experiment runner: every registered experiment at smoke size, kill-and-resume, DDP, clear errors."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from nodelib.experiments import registry
+from nodelib.experiments.__main__ import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args: str) -> int:
+    return main(["run", *args, "--device", "cpu", "--no-progress"])
+
+
+@pytest.mark.parametrize("name", registry.names())
+def test_every_registered_experiment_runs_at_smoke_size(name, tmp_path):
+    assert run(name, "--smoke", "--out", str(tmp_path)) == 0
+    folder = tmp_path / name
+    result = json.loads((folder / "result.json").read_text())
+    assert not list(folder.glob(".*")), "temporary files left behind"
+    experiment = registry.get(name)
+    if experiment.kind == "script":
+        return
+    from nodelib.classification import build_classifier
+    from nodelib.utils import count_parameters
+
+    assert result["complete"] and len(result["epochs"]) == experiment.smoke_epochs
+    assert result["config"]["smoke"] and result["machine"]["device"] == "cpu"
+    first = result["epochs"][0]
+    assert first["seconds"] > 0 and 0 <= first["test_accuracy"] <= 1 and first["peak_memory_mib"] > 0
+    if experiment.arch == "resnet":
+        assert first["nfe_forward"] == first["nfe_backward"] == 0
+    else:
+        assert first["nfe_forward"] > 0 and first["nfe_backward"] > 0  # adjoint: the backward pass solves too
+    dims, channels, classes = (1, 1, 5) if experiment.data == "ecg" else (2, 3 if experiment.data in ("svhn", "cifar10") else 1, 10)
+    model = build_classifier(experiment.arch, channels, classes, dims=dims, width=experiment.width, stem_kind=experiment.stem)
+    assert result["parameters"] == count_parameters(model)
+    assert (folder / "checkpoint.pt").is_file() and (folder / "curves.png").stat().st_size > 1000
+
+
+def _command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "nodelib.experiments", "run", *args, "--device", "cpu", "--no-progress"]
+
+
+def test_kill_and_resume_ends_where_an_uninterrupted_run_ends(tmp_path):
+    args = ["ecg-resnet", "--smoke", "--n-train", "2048", "--epochs", "4"]
+    whole, broken = tmp_path / "whole", tmp_path / "broken"
+    env = dict(os.environ, OMP_NUM_THREADS="2")
+    subprocess.run(_command(*args, "--out", str(whole)), check=True, env=env, cwd=ROOT, capture_output=True)
+    process = subprocess.Popen(_command(*args, "--out", str(broken)), env=env, cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoint = broken / "ecg-resnet" / "checkpoint.pt"
+    deadline = time.monotonic() + 120
+    while not checkpoint.exists() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL, "the run finished before it could be killed"
+    killed_at = torch.load(checkpoint, weights_only=False)["epoch"]
+    assert 1 <= killed_at < 4
+    partial = json.loads((broken / "ecg-resnet" / "result.json").read_text())
+    assert not partial["complete"] and len(partial["epochs"]) == killed_at
+
+    resumed = subprocess.run(_command(*args, "--out", str(broken), "--resume"), env=env, cwd=ROOT, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming ecg-resnet after epoch {killed_at}" in resumed.stdout
+    a = json.loads((whole / "ecg-resnet" / "result.json").read_text())
+    b = json.loads((broken / "ecg-resnet" / "result.json").read_text())
+    assert b["complete"] and len(b["epochs"]) == 4
+    for key in ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "lr"):
+        assert [e[key] for e in a["epochs"]] == [e[key] for e in b["epochs"]], key
+    final_a = torch.load(whole / "ecg-resnet" / "checkpoint.pt", weights_only=False)
+    final_b = torch.load(checkpoint, weights_only=False)
+    assert all(torch.equal(final_a["model"][k], final_b["model"][k]) for k in final_a["model"])
+
+
+def test_two_process_ddp_on_gloo_matches_one_process(tmp_path):
+    args = ["ecg-resnet", "--smoke", "--epochs", "2"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    ddp = subprocess.run(torchrun + ["-m", "nodelib.experiments", "run", *args, "--device", "cpu", "--no-progress",
+                                     "--out", str(tmp_path / "ddp")], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    single = subprocess.run(_command(*args, "--out", str(tmp_path / "single")), env=env, cwd=ROOT, capture_output=True, text=True)
+    assert single.returncode == 0, single.stderr
+    a = json.loads((tmp_path / "ddp" / "ecg-resnet" / "result.json").read_text())
+    b = json.loads((tmp_path / "single" / "ecg-resnet" / "result.json").read_text())
+    assert a["config"]["world_size"] == 2 and b["config"]["world_size"] == 1
+    for ea, eb in zip(a["epochs"], b["epochs"]):
+        assert ea["train_loss"] == pytest.approx(eb["train_loss"], rel=1e-5)
+        assert ea["test_loss"] == pytest.approx(eb["test_loss"], rel=1e-4)
+    pa = torch.load(tmp_path / "ddp" / "ecg-resnet" / "checkpoint.pt", weights_only=False)["model"]
+    pb = torch.load(tmp_path / "single" / "ecg-resnet" / "checkpoint.pt", weights_only=False)["model"]
+    assert max(float((pa[k] - pb[k]).abs().max()) for k in pa) < 1e-4
+
+
+def test_an_existing_run_is_not_overwritten_silently(tmp_path, capsys):
+    assert run("digits-resnet", "--smoke", "--out", str(tmp_path)) == 0
+    with pytest.raises(SystemExit):
+        run("digits-resnet", "--smoke", "--out", str(tmp_path))
+    assert "pass --resume to continue it or --fresh" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        run("digits-resnet", "--smoke", "--lr", "0.5", "--out", str(tmp_path), "--resume")
+    assert "other settings (lr)" in capsys.readouterr().err
+    assert run("digits-resnet", "--smoke", "--out", str(tmp_path), "--resume") == 0  # already complete: nothing to do
+    assert "already complete" in capsys.readouterr().out
+    assert run("digits-resnet", "--smoke", "--out", str(tmp_path), "--fresh") == 0
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["run", "mnist-odnet"], "no experiment called 'mnist-odnet'"),
+        (["show", "imagenet-resnet"], "registered:"),
+        (["run", "mnist-odenet", "--epochs", "0"], "--epochs must be >= 1"),
+        (["run", "mnist-odenet", "--resume", "--fresh"], "contradict"),
+        (["run", "spiral-solvers", "--epochs", "3"], "does not take --epochs"),
+        (["run", "mnist-odenet", "--data", "imagenet"], "invalid choice"),
+        (["run", "digits-rknet", "--smoke", "--batch-size", "3", "--device", "cuda:7"], "cuda"),
+    ],
+)
+def test_bad_requests_give_clear_errors(args, message, capsys, tmp_path):
+    with pytest.raises(SystemExit):
+        main([*args, "--out", str(tmp_path)] if args[0] == "run" else args)
+    assert message in capsys.readouterr().err
+
+
+def test_missing_data_says_where_it_was_looked_for(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        run("ecg-odenet", "--data-dir", str(tmp_path), "--out", str(tmp_path / "runs"))
+    assert "mitbih_train.csv" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        run("mnist-resnet", "--data-dir", str(tmp_path), "--out", str(tmp_path / "runs"))
+    assert "--download" in capsys.readouterr().err
+
+
+def test_ecg_experiment_reads_real_csv_files(tmp_path):
+    import numpy as np
+
+    from nodelib.datasets import synthetic_heartbeats
+
+    folder = tmp_path / "data" / "mitbih"
+    folder.mkdir(parents=True)
+    for split, n, seed in (("train", 64, 1), ("test", 16, 2)):
+        x, y = synthetic_heartbeats(n, seed=seed)
+        np.savetxt(folder / f"mitbih_{split}.csv", np.concatenate([x[:, 0].numpy(), y.numpy()[:, None]], 1), delimiter=",")
+    assert run("ecg-resnet", "--epochs", "1", "--batch-size", "32", "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path)) == 0
+    result = json.loads((tmp_path / "ecg-resnet" / "result.json").read_text())
+    assert result["config"]["data"]["train"] == 64 and "MIT-BIH CSV" in result["config"]["data"]["source"]
+
+
+def test_list_and_show(capsys):
+    assert main(["list"]) == 0
+    listed = capsys.readouterr().out
+    assert all(name in listed for name in registry.names())
+    assert main(["show", "ecg-odenet"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["epochs"] == 5 and shown["batch_size"] == 128 and "Facci" in shown["source"]
