@@ -56,6 +56,16 @@ def test_chapter_two_renders_its_parts(built_book):
 
 
 @pytest.mark.slow
+def test_chapter_five_renders_its_parts(built_book):
+    html = (built_book / "chapters" / "05_odenets_for_classification.html").read_text(encoding="utf-8")
+    assert html.count("<img") >= 6, "digits, curves, flow, beats, confusion, throughput, static widget figure"
+    assert "182,853" in html and "59,333" in html, "the parameter counts of Facci & Zurlo, from the executed cells"
+    assert 'id="prop-ch5-params"' in html and 'class="proof' in html
+    assert html.count('class="exercise') >= 4 and html.count('class="solution') >= 4
+    assert "python -m nodelib.experiments" in html
+
+
+@pytest.mark.slow
 def test_front_matter_is_built(built_book):
     for page in ["intro", "how_to_use", "notation", "bibliography"]:
         assert (built_book / "book" / f"{page}.html").exists()

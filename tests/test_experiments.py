@@ -71,3 +71,18 @@ def test_recorded_chapter_four_results():
     rows = {r["extra"]: r for r in load_result("augmentation_nfe_cpu")["rows"]}
     assert set(rows) == {0, 1, 2, 5}
     assert all(len(r["nfe_forward"]) == 400 for r in rows.values())
+
+
+def test_recorded_chapter_five_results():
+    from nodelib.experiments import load_result, registry
+
+    for arch in ("resnet", "odenet", "rknet", "augmented"):
+        digits = load_result(f"digits-{arch}_cpu")
+        assert digits["complete"] and len(digits["epochs"]) == registry.get(f"digits-{arch}").epochs
+        assert digits["epochs"][-1]["test_accuracy"] > 0.95
+    ecg = {arch: load_result(f"ecg-{arch}_cpu") for arch in ("resnet", "odenet")}
+    assert ecg["resnet"]["parameters"] == 182_853 and ecg["odenet"]["parameters"] == 59_333
+    assert all(len(r["epochs"]) == 5 and r["config"]["batch_size"] == 128 for r in ecg.values())
+    for data in ("mnist", "svhn", "cifar10"):
+        speeds = {a: load_result(f"{data}-{a}_cpu")["epochs"][0]["examples_per_second"] for a in ("resnet", "rknet", "odenet")}
+        assert speeds["resnet"] > speeds["rknet"] > speeds["odenet"]  # the cost ranking the chapter explains

@@ -1,9 +1,11 @@
 """Full experiments: the GPU-scale (or long-running) side of each chapter.
 
-Each experiment is a module runnable as ``python -m nodelib.experiments.<name> --help``. They share the
-conventions of :mod:`nodelib.experiments._common`: a ``--device`` option (default: the best available),
-progress bars, and results written atomically as JSON that records the machine, the software versions and
-the code revision. The chapters read the recorded files and name the machine that produced them.
+``python -m nodelib.experiments list`` names every registered experiment (:mod:`.registry`); ``run NAME``
+runs one, ``--smoke`` at a size that takes seconds on a CPU. Chapter 5's classifiers (MNIST, SVHN, CIFAR-10,
+ECG heartbeats, digits) are trained by the shared loop of :mod:`.runner`: checkpoints every epoch, exact
+``--resume``, several GPUs through ``torchrun``, results written atomically as JSON with the command, the
+machine and the code revision. The experiments of chapters 2-4 are modules with their own command lines,
+also reachable as ``python -m nodelib.experiments.<module> --help``:
 
 - ``adjoint_memory`` (chapter 2): peak memory and time of backpropagation, the adjoint and checkpointing
   as the number of solver steps grows.

@@ -2,8 +2,10 @@
 
 A run of experiment ``NAME`` writes into ``OUT/NAME/``:
 
-- ``checkpoint.pt``: model, optimizer, schedule, history and random state after the last finished epoch,
-  replaced atomically every epoch; ``--resume`` continues from it and ends where an uninterrupted run ends;
+- ``checkpoint.pt``: model, optimizer, schedule and history after the last finished epoch, replaced
+  atomically every epoch; ``--resume`` continues from it and ends where an uninterrupted run ends (the data
+  order and any random augmentation of an epoch depend only on the seed and the epoch); resuming with a
+  larger ``--epochs`` extends a finished run;
 - ``result.json``: the configuration, the data, the parameter count, per-epoch metrics (loss, accuracy, NFE
   forward/backward per iteration, seconds, examples per second, peak memory), the machine and the code
   revision; rewritten atomically every epoch, with ``"complete": true`` once the last epoch is done;
@@ -184,13 +186,12 @@ def _peak_memory_bytes(device: torch.device) -> int:
 
 
 def _plot(path: Path, name: str, epochs: list[dict[str, Any]]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    # A bare Figure, not pyplot: the runner must not change the backend of a notebook that calls it.
+    from matplotlib.figure import Figure
 
     x = [e["epoch"] for e in epochs]
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3))
+    fig = Figure(figsize=(11, 3))
+    axes = fig.subplots(1, 3)
     axes[0].plot(x, [e["train_loss"] for e in epochs], "o-")
     axes[0].set(xlabel="epoch", ylabel="training loss", yscale="log")
     axes[1].plot(x, [e["train_accuracy"] for e in epochs], "o-", label="train")
@@ -205,9 +206,12 @@ def _plot(path: Path, name: str, epochs: list[dict[str, Any]]) -> None:
     fig.tight_layout()
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
     os.close(fd)
-    fig.savefig(tmp, dpi=80)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        fig.savefig(tmp, dpi=80, format="png")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def run_classifier(experiment: ClassifierExperiment, options: RunOptions) -> dict[str, Any]:
@@ -260,8 +264,10 @@ def run_classifier(experiment: ClassifierExperiment, options: RunOptions) -> dic
     start_epoch = 0
     if options.resume and checkpoint_path.exists():
         state = torch.load(checkpoint_path, map_location=device, weights_only=False)
-        if state["config"] != run_config:
-            differ = sorted(k for k in set(state["config"]) | set(run_config) if state["config"].get(k) != run_config.get(k))
+        # Everything but the number of epochs must match: a finished run may be extended by more epochs.
+        differ = sorted(k for k in set(state["config"]) | set(run_config)
+                        if k != "epochs" and state["config"].get(k) != run_config.get(k))
+        if differ:
             raise RunError(f"{checkpoint_path} was written by a run with other settings ({', '.join(differ)}); "
                            "resume with the same options, or pass --fresh to start over")
         model.load_state_dict(state["model"])
