@@ -10,6 +10,8 @@ One module per concept, named after what it teaches:
 - :mod:`nodelib.augment`, :mod:`nodelib.nfe` (chapter 4): augmentation, forward/backward NFE counting;
 - :mod:`nodelib.classification`, :mod:`nodelib.datasets` (chapter 5): ResNet, ODE-Net, RK-Net and augmented
   ODE-Net classifiers for images and signals; digits, heartbeats and the image benchmarks;
+  :mod:`nodelib.fast`: fixed-step solves unrolled for ``torch.compile`` and CUDA graphs (same values and
+  gradients as the eager path);
 - :mod:`nodelib.experiments`: the full experiments (``python -m nodelib.experiments``) and their recorded results;
 - :mod:`nodelib.plotting`: trajectories, vector fields and convergence plots;
 - :mod:`nodelib.utils`: seeding, device selection, parameter counts.

@@ -147,6 +147,9 @@ register(ScriptExperiment(
     "augmentation-nfe", 4, "accuracy and forward/backward NFE of plain and augmented Neural ODEs",
     "Dupont et al. 2019; Facci & Zurlo 2022, Eq. 29-30", "augmentation_nfe",
     ("--extras", "0,1", "--points", "32", "--steps", "3"), takes_seed=True))
+register(ScriptExperiment(
+    "gpu-speed", 5, "ms per training iteration of ODE-Nets: torchdiffeq eager against nodelib's fast path",
+    "torchdiffeq's MNIST example model (Chen et al. 2018)", "gpu_speed", ("--smoke", "--configs", "rk4")))
 
 
 def describe(experiment: Experiment) -> dict[str, Any]:
