@@ -16,10 +16,11 @@ One module per concept, named after what it teaches:
 - :mod:`nodelib.plotting`: trajectories, vector fields and convergence plots;
 - :mod:`nodelib.utils`: seeding, device selection, parameter counts.
 
-The four names below are the everyday surface; everything else is reached through its module.
+The names below are the everyday surface; everything else is reached through its module.
 """
-from .solvers import SolveStats, StepBudgetExceeded, odeint
+from .config import SolverConfig
+from .solvers import SolveStats, StepBudgetExceeded, StepSizeUnderflow, odeint
 from .utils import seed_everything
 
-__all__ = ["odeint", "SolveStats", "StepBudgetExceeded", "seed_everything"]
+__all__ = ["odeint", "SolverConfig", "SolveStats", "StepBudgetExceeded", "StepSizeUnderflow", "seed_everything"]
 __version__ = "0.1.0"

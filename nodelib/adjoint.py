@@ -12,10 +12,11 @@ the times ``t``:
        da/dt = -a^T ∂f/∂z              (the adjoint a(t) = ∂L/∂z(t))
        dg/dt = -a^T ∂f/∂θ,  g(t[-1]) = 0  (accumulates dL/dθ = g(t[0]))
 
-   adding ``∂L/∂z(t_i)`` to ``a`` at each observation time. Memory does not grow with the number of
-   steps. The result approximates the gradient of the *exact* ODE solution, and is only as good as the
-   backward solve: if reconstructing ``z`` backwards is unstable, it can be far from the gradient of the
-   computation that was actually run.
+   adding ``∂L/∂z(t_i)`` to ``a`` at each observation time, where ``z`` is also put back on the stored forward
+   solution (a *restart*, as torchdiffeq does: the outputs are kept anyway, so it costs no memory). Memory does
+   not grow with the number of steps. The result approximates the gradient of the *exact* ODE solution, and is
+   only as good as the backward solve: if reconstructing ``z`` backwards between two observations is unstable,
+   it can be far from the gradient of the computation that was actually run.
 3. **Checkpointing** (:func:`odeint_checkpointed`, "discretize-then-optimize" as in ANODE): keep the state
    every ``checkpoint_every`` steps, and in the backward pass recompute each segment with autograd. The
    gradient is exactly that of the discrete forward solve, for memory that grows with the number of
@@ -32,21 +33,21 @@ from torch.utils.checkpoint import checkpoint
 from ._impl import checks
 from ._impl.fixed_grid import outputs_per_step, run_steps, step_grid
 from ._impl.stats import SolveStats
-from .solvers import FIXED_STEP_METHODS, odeint
+from ._impl.structure import State, Structure
+from .nfe import EvalCounter
+from .solvers import FIXED_STEP_METHODS, Tolerance, check_method, merge_options, solve_flat
 
 __all__ = ["odeint_adjoint", "odeint_checkpointed", "AdjointStats"]
 
 
-class AdjointStats:
+class AdjointStats(EvalCounter):
     """Function evaluations of the last call: ``forward_nfe`` in the forward solve, ``backward_nfe`` in the
     reverse (augmented) solve, each evaluation of which also computes one vector-Jacobian product."""
 
-    def __init__(self) -> None:
-        self.forward_nfe = 0
-        self.backward_nfe = 0
-
-    def __repr__(self) -> str:
-        return f"AdjointStats(forward_nfe={self.forward_nfe}, backward_nfe={self.backward_nfe})"
+    def set_counts(self, forward: int, backward: Optional[int] = None) -> None:
+        self.counts["forward"] = forward
+        if backward is not None:
+            self.counts["backward"] = backward
 
 
 def _find_params(func: Callable, adjoint_params: Optional[Sequence[Tensor]]) -> tuple[Tensor, ...]:
@@ -66,11 +67,12 @@ def _find_params(func: Callable, adjoint_params: Optional[Sequence[Tensor]]) -> 
 
 class _AdjointSolve(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, func, solve_kwargs, adjoint_kwargs, stats, y0, t, *params):  # type: ignore[override]
+    def forward(ctx, func, forward_kwargs, backward_kwargs, restart, stats, y0, t, *params):  # type: ignore[override]
+        forward_stats = SolveStats(method=forward_kwargs["method"])
         with torch.no_grad():
-            ys, forward_stats = odeint(func, y0, t, return_stats=True, **solve_kwargs)
-        stats.forward_nfe = forward_stats.nfe
-        ctx.func, ctx.adjoint_kwargs, ctx.stats = func, adjoint_kwargs, stats
+            ys = solve_flat(func, y0, t, stats=forward_stats, **forward_kwargs)
+        stats.set_counts(forward_stats.nfe, 0)
+        ctx.func, ctx.backward_kwargs, ctx.restart, ctx.stats = func, backward_kwargs, restart, stats
         ctx.save_for_backward(t, ys, *params)
         return ys
 
@@ -80,7 +82,7 @@ class _AdjointSolve(torch.autograd.Function):
         func = ctx.func
         shape, n = ys.shape[1:], ys[0].numel()
         sizes = [p.numel() for p in params]
-        backward_stats = SolveStats(method=ctx.adjoint_kwargs.get("method", "dopri5"))
+        backward_stats = SolveStats(method=ctx.backward_kwargs["method"])
 
         def augmented(s_t: Tensor, s: Tensor) -> Tensor:
             z, a = s[:n].view(shape), s[n : 2 * n].view(shape)
@@ -95,112 +97,150 @@ class _AdjointSolve(torch.autograd.Function):
 
         z, a = ys[-1], grad_ys[-1]
         g = torch.zeros(sum(sizes), dtype=ys.dtype, device=ys.device)
-        t_grads = torch.zeros_like(t) if ctx.needs_input_grad[5] else None
+        t_grads = torch.zeros_like(t) if ctx.needs_input_grad[6] else None
         with torch.no_grad():
             for i in range(len(t) - 1, 0, -1):
+                if ctx.restart:  # put z back on the stored forward solution at every output time
+                    z = ys[i]
                 if t_grads is not None:  # moving an observation time reads z where it then is
                     t_grads[i] = (grad_ys[i] * func(t[i], ys[i])).sum()
                 state = torch.cat([z.reshape(-1), a.reshape(-1), g])
-                state = odeint(augmented, state, t[i - 1 : i + 1].flip(0), return_stats=True, **ctx.adjoint_kwargs)
-                state, s = state[0][-1], state[1]
-                backward_stats.nfe += s.nfe
+                state = solve_flat(augmented, state, t[i - 1 : i + 1].flip(0), stats=backward_stats,
+                                   **ctx.backward_kwargs)[-1]
                 z, a, g = state[:n].view(shape), state[n : 2 * n].view(shape), state[2 * n :]
                 if i == 1 and t_grads is not None:
                     # Moving t0 with z0 fixed shifts the trajectory after t0: dL/dt0 = -a(t0+)·f(t0, z0), with the
                     # adjoint taken *before* the jump of the observation at t0 (that observation is z0 itself).
                     t_grads[0] = -(a * func(t[0], ys[0])).sum()
                 a = a + grad_ys[i - 1]
-        ctx.stats.backward_nfe = backward_stats.nfe
+        ctx.stats.set_counts(ctx.stats.forward_nfe, backward_stats.nfe)
         param_grads = list(torch.split(g, sizes)) if sizes else []
         param_grads = [pg.view_as(p) for pg, p in zip(param_grads, params)]
-        return (None, None, None, None, a, t_grads, *param_grads)
+        return (None, None, None, None, None, a, t_grads, *param_grads)
 
 
 def odeint_adjoint(
-    func: Callable[[Tensor, Tensor], Tensor],
-    y0: Tensor,
+    func: Callable[[Tensor, Any], Any],
+    y0: State,
     t: Union[Tensor, Sequence[float]],
     *,
     method: str = "dopri5",
-    rtol: float = 1e-7,
-    atol: float = 1e-9,
+    rtol: Tolerance = 1e-7,
+    atol: Tolerance = 1e-9,
     step_size: Optional[float] = None,
+    max_steps: int = 10_000,
     options: Optional[Mapping[str, Any]] = None,
     adjoint_method: Optional[str] = None,
-    adjoint_rtol: Optional[float] = None,
-    adjoint_atol: Optional[float] = None,
+    adjoint_rtol: Optional[Tolerance] = None,
+    adjoint_atol: Optional[Tolerance] = None,
     adjoint_step_size: Optional[float] = None,
+    adjoint_options: Optional[Mapping[str, Any]] = None,
     adjoint_params: Optional[Sequence[Tensor]] = None,
+    restart: bool = True,
     stats: Optional[AdjointStats] = None,
-) -> Tensor:
+) -> State:
     """Like :func:`nodelib.odeint`, but differentiated by the adjoint method in constant memory.
 
-    The forward solve keeps no graph. ``loss.backward()`` then solves the augmented system backwards with
-    ``adjoint_method`` (default: ``method``), ``adjoint_rtol``/``adjoint_atol`` and ``adjoint_step_size``
-    (defaults: the forward ones). Gradients reach ``y0``, ``t`` and the parameters: those of ``func`` if it is
-    an ``nn.Module``, else the tensors in ``adjoint_params``. Pass an :class:`AdjointStats` as ``stats`` to
+    The forward solve keeps no graph, only the outputs. ``loss.backward()`` then solves the augmented system
+    backwards interval by interval; at each output time the adjoint jumps by ``∂L/∂y(t_i)`` and, with
+    ``restart=True`` (the default, as in torchdiffeq), the state is put back on the stored forward solution
+    ``y(t_i)``, so an error of the backward reconstruction never travels past an observation.
+    ``restart=False`` carries the reconstruction across all intervals (chapter 2 shows what that costs).
+
+    The backward solve takes every setting of the forward one unless told otherwise: ``adjoint_method``,
+    ``adjoint_rtol``/``adjoint_atol``, and the step size, step budget and first step from ``adjoint_step_size``
+    or ``adjoint_options`` (torchdiffeq's name; default: ``options``). Gradients reach ``y0``, ``t`` and the
+    parameters: those of ``func`` if it is an ``nn.Module``, else the tensors in ``adjoint_params``. ``y0``
+    may be a tuple of tensors, as in :func:`nodelib.odeint`. Pass an :class:`AdjointStats` as ``stats`` to
     read the function evaluations of both solves.
 
-    Compared with ``torchdiffeq.odeint_adjoint``: the same idea and defaults; this one is written to be read,
-    takes a single tensor state, and uses nodelib's teaching solvers in both directions.
+    Compared with ``torchdiffeq.odeint_adjoint``: the same idea and defaults; this one is written to be read
+    and uses nodelib's teaching solvers in both directions (the backward error norm is the RMS over the whole
+    augmented state).
     """
-    y0 = checks.check_state(y0)
-    t = checks.check_time_grid(t, y0)
+    structure = Structure(y0)
+    flat0 = structure.flatten(y0)
+    t = checks.check_time_grid(t, flat0)
+    if not isinstance(restart, bool):
+        raise TypeError(f"restart must be True or False, got {restart!r}")
     params = _find_params(func, adjoint_params)
     for p in params:
-        if p.dtype != y0.dtype or p.device != y0.device:
+        if p.dtype != flat0.dtype or p.device != flat0.device:
             raise TypeError(
-                f"parameter of dtype {p.dtype} on {p.device} does not match y0 ({y0.dtype} on {y0.device}); "
+                f"parameter of dtype {p.dtype} on {p.device} does not match y0 ({flat0.dtype} on {flat0.device}); "
                 "convert the module with .to(y0) so the augmented state has one dtype"
             )
-    solve_kwargs = dict(method=method, rtol=rtol, atol=atol, step_size=step_size, options=options)
-    adjoint_kwargs = dict(
-        method=adjoint_method or method,
-        rtol=rtol if adjoint_rtol is None else adjoint_rtol,
-        atol=atol if adjoint_atol is None else adjoint_atol,
-        step_size=step_size if adjoint_step_size is None else adjoint_step_size,
+    method = check_method(method)
+    step_size, max_steps, first_step = merge_options(step_size, max_steps, options)
+    forward_kwargs = dict(method=method, rtol=structure.tolerance("rtol", rtol), atol=structure.tolerance("atol", atol),
+                          step_size=step_size, max_steps=max_steps, first_step=first_step, norm=structure.norm())
+    backward_method = check_method(adjoint_method or method)
+    if adjoint_options is None:
+        adjoint_options = dict(options or {})
+        adjoint_options.pop("step_size", None)  # the step size travels as `step_size` below
+    b_step, b_max_steps, b_first = merge_options(adjoint_step_size, max_steps, adjoint_options)
+    if b_step is None:
+        b_step = step_size
+    if backward_method not in FIXED_STEP_METHODS:
+        b_step = None
+    else:
+        b_first = None
+    # The augmented state [z, a, g] is one vector: a tolerance per part of y0 cannot follow it, so a tuple of
+    # tolerances applies its smallest value backwards.
+    backward_kwargs = dict(
+        method=backward_method,
+        rtol=_scalar_tolerance(rtol if adjoint_rtol is None else adjoint_rtol),
+        atol=_scalar_tolerance(atol if adjoint_atol is None else adjoint_atol),
+        step_size=b_step, max_steps=b_max_steps, first_step=b_first,
     )
-    if adjoint_kwargs["method"] not in FIXED_STEP_METHODS:
-        adjoint_kwargs["step_size"] = None
-    return _AdjointSolve.apply(func, solve_kwargs, adjoint_kwargs, stats or AdjointStats(), y0, t, *params)
+    stats = stats if stats is not None else AdjointStats()
+    ys = _AdjointSolve.apply(structure.wrap(func), forward_kwargs, backward_kwargs, restart, stats, flat0, t, *params)
+    return structure.unflatten(ys)
+
+
+def _scalar_tolerance(value: Tolerance) -> float:
+    if isinstance(value, (tuple, list)):
+        return min(checks.check_positive("tolerance", v) for v in value)
+    return checks.check_positive("tolerance", value)
 
 
 def odeint_checkpointed(
-    func: Callable[[Tensor, Tensor], Tensor],
-    y0: Tensor,
+    func: Callable[[Tensor, Any], Any],
+    y0: State,
     t: Union[Tensor, Sequence[float]],
     *,
     method: str = "rk4",
     step_size: Optional[float] = None,
     checkpoint_every: int = 1,
+    max_steps: int = 10_000,
     return_stats: bool = False,
-) -> Union[Tensor, tuple[Tensor, SolveStats]]:
+) -> Union[State, tuple[State, SolveStats]]:
     """A fixed-step solve whose backward pass recomputes segments of ``checkpoint_every`` steps.
 
     Returns exactly what ``nodelib.odeint(func, y0, t, method=method, step_size=step_size)`` returns, and
     its gradients are those of backpropagation through that same discrete solve; only the state at the
     start of each segment is kept between the forward and the backward pass. The NFE in the stats counts
-    the recomputation done during ``backward()`` too, once that has run.
+    the recomputation done during ``backward()`` too, once that has run. ``y0`` may be a tuple of tensors.
     """
-    y0 = checks.check_state(y0)
-    t = checks.check_time_grid(t, y0)
+    structure = Structure(y0)
+    flat0 = structure.flatten(y0)
+    t = checks.check_time_grid(t, flat0)
     if method not in FIXED_STEP_METHODS:
         raise ValueError(
             f"checkpointing needs a fixed-step method ({sorted(FIXED_STEP_METHODS)}), got {method!r}: an adaptive "
             "solve chooses its steps from the data, so its discrete computation is not fixed in advance"
         )
-    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) or checkpoint_every < 1:
-        raise ValueError(f"checkpoint_every must be a positive integer, got {checkpoint_every!r}")
+    checks.check_positive_int("checkpoint_every", checkpoint_every)
     step_size = checks.check_positive("step_size", step_size, allow_none=True)
     stats = SolveStats(method=method)
-    counted = stats.counting(checks.checked_func(func, y0))
+    counted = stats.counter.wrap(checks.checked_func(structure.wrap(func), flat0))
     tableau = FIXED_STEP_METHODS[method]
-    grid = step_grid(t, step_size)
+    grid = step_grid(t, step_size, checks.check_max_steps(max_steps))
     per_step = outputs_per_step(t, grid)
     n_steps = len(grid) - 1
 
-    outputs: list[Tensor] = [y0]
-    y = y0
+    outputs: list[Tensor] = [flat0]
+    y = flat0
     for start in range(0, n_steps, checkpoint_every):
         steps = range(start, min(start + checkpoint_every, n_steps))
 
@@ -216,5 +256,5 @@ def odeint_checkpointed(
         outputs.extend(result[1:])
     for i in range(n_steps):
         stats.record_step(float(grid[i].detach()), float((grid[i + 1] - grid[i]).detach()))
-    ys = torch.stack(outputs)
+    ys = structure.unflatten(torch.stack(outputs))
     return (ys, stats) if return_stats else ys

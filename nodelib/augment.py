@@ -6,19 +6,20 @@ there (Facci & Zurlo 2022, Eq. 29-30): ``[h(0); a(0)] = [x; 0]``. For feature ma
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Union
 
 import torch
 from torch import Tensor, nn
 
+from ._impl.checks import check_positive_int
 from .blocks import MLPField, ODEBlock
+from .config import SolverConfig
 from .nfe import NFECounter
 
 
 def augment(x: Tensor, extra: int) -> Tensor:
     """Append ``extra`` zeros along dimension 1: features of ``(B, d)`` vectors, or channels of ``(B, C, H, W)`` maps."""
-    if isinstance(extra, bool) or not isinstance(extra, int) or extra < 0:
-        raise ValueError(f"extra must be a non-negative integer, got {extra!r}")
+    check_positive_int("extra", extra, minimum=0)
     if x.dim() < 2:
         raise ValueError(f"expected a batch of shape (B, d) or (B, C, ...), got shape {tuple(x.shape)}")
     if extra == 0:
@@ -52,14 +53,14 @@ class AugmentedNODE(nn.Module):
         in_dim, out_dim: sizes of the input and of the output.
         extra: number of zero dimensions appended (0: no augmentation).
         hidden: width of the field's hidden layers.
-        solver: options for :class:`~nodelib.blocks.ODEBlock` (method, rtol, atol, adjoint, options, backend).
+        solver: the ODE block's :class:`~nodelib.config.SolverConfig`, or a dict of its settings.
         readout: ``"linear"`` (a learned linear layer, for classification) or ``"project"`` (the first
             ``out_dim`` coordinates of the final state, as in Dupont et al.'s regression examples; a learned
             read-out would hide the flow's limits, e.g. a weight of -1 turns the identity flow into x -> -x).
     """
 
     def __init__(self, in_dim: int, out_dim: int = 1, extra: int = 0, hidden: int = 32,
-                 solver: Optional[Mapping[str, Any]] = None, readout: str = "linear") -> None:
+                 solver: Union[SolverConfig, Mapping[str, Any], None] = None, readout: str = "linear") -> None:
         super().__init__()
         if readout not in ("linear", "project"):
             raise ValueError(f"readout must be 'linear' or 'project', got {readout!r}")
@@ -67,7 +68,7 @@ class AugmentedNODE(nn.Module):
             raise ValueError(f"readout='project' returns input coordinates, so out_dim ({out_dim}) must be <= in_dim ({in_dim})")
         self.augment = Augment(extra)
         self.counter = NFECounter(MLPField(in_dim + extra, hidden=hidden, n_hidden=2, activation=nn.ReLU))
-        self.ode = ODEBlock(self.counter, **dict(solver or {}))
+        self.ode = ODEBlock(self.counter, solver=solver)
         self.out_dim = out_dim
         self.readout = nn.Linear(in_dim + extra, out_dim) if readout == "linear" else None
 

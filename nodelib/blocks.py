@@ -6,10 +6,16 @@ steps by an ODE solver (torchdiffeq's by default, or nodelib's teaching solvers)
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Sequence, Union
 
 import torch
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+from ._impl.checks import check_positive_int
+from ._impl.structure import Structure
+from .config import SolverConfig
+from .nfe import EvalCounter
 
 
 class MLPField(nn.Module):
@@ -39,8 +45,7 @@ class MLPField(nn.Module):
             raise ValueError(f"damping must be non-negative, got {damping}")
         self.damping = float(damping)
         for name, value in (("dim", dim), ("hidden", hidden), ("n_hidden", n_hidden)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            check_positive_int(name, value)
         self.dim = dim
         self.time_input = time_input
         layers: list[nn.Module] = []
@@ -97,15 +102,15 @@ class ResNet(nn.Module):
         self.t0, self.t1 = float(t0), float(t1)
 
     @classmethod
-    def shared(cls, field: nn.Module, n_blocks: int, t0: float = 0.0, t1: float = 1.0) -> "ResNet":
+    def shared(cls, field: nn.Module, n_blocks: int, t0: float = 0.0, t1: float = 1.0) -> ResNet:
         """A ResNet whose ``n_blocks`` blocks all use the one ``field`` (weight sharing)."""
-        if isinstance(n_blocks, bool) or not isinstance(n_blocks, int) or n_blocks < 1:
-            raise ValueError(f"n_blocks must be a positive integer, got {n_blocks!r}")
+        check_positive_int("n_blocks", n_blocks)
         return cls([field] * n_blocks, t0=t0, t1=t1)
 
     @property
     def step(self) -> float:
-        return self.blocks[0].step
+        first: ResidualBlock = self.blocks[0]  # type: ignore[assignment]
+        return first.step
 
     def forward(self, z: Tensor, return_all: bool = False) -> Tensor:
         states = [z]
@@ -116,77 +121,131 @@ class ResNet(nn.Module):
 
 
 class ODEBlock(nn.Module):
-    """``z(t1) = z(t0) + ∫ field(t, z) dt``, solved by torchdiffeq (default) or by nodelib's teaching solvers.
+    """``z(t1) = z(t0) + ∫ field(t, z) dt``: one ODE block for every chapter, configured by a :class:`SolverConfig`.
 
     Args:
-        field: the vector field, a module called as ``field(t, z)``.
+        field: the vector field, called as ``field(t, z)``; ``z`` may be a tuple of tensors (a structured state,
+            e.g. a state and its attention), in which case the field returns a tuple of the same shapes.
         t0, t1: the integration interval.
-        method, rtol, atol, options: passed to the solver (torchdiffeq's names and meanings).
-        adjoint: use ``torchdiffeq.odeint_adjoint`` (constant-memory gradients, chapter 2).
-        backend: ``"torchdiffeq"`` or ``"nodelib"``.
+        solver: a :class:`~nodelib.config.SolverConfig`, or a dict it reads (torchdiffeq's vocabulary works:
+            ``{"method": "rk4", "options": {"step_size": 0.25}, "adjoint": True}``).
+        **settings: single settings on top of ``solver``, e.g. ``ODEBlock(f, method="rk4", step_size=0.1)``.
 
-    The attribute :attr:`nfe` counts evaluations of the field since the last :meth:`reset_nfe`.
+    What each backend and gradient calls:
+
+    ===================  ==============================  ===========================================
+    gradient             backend="torchdiffeq"           backend="nodelib"
+    ===================  ==============================  ===========================================
+    ``"backprop"``       ``torchdiffeq.odeint``          :func:`nodelib.odeint`
+    ``"adjoint"``        ``torchdiffeq.odeint_adjoint``  :func:`nodelib.adjoint.odeint_adjoint`
+    ``"checkpointed"``   ``torchdiffeq.odeint``, under   :func:`nodelib.adjoint.odeint_checkpointed`
+                         ``torch.utils.checkpoint`` (the (a state every ``checkpoint_every`` steps)
+                         solve is recomputed in backward)
+    ===================  ==============================  ===========================================
+
+    The adjoint's parameters are the field's (it must be an ``nn.Module``). :attr:`counter` counts evaluations
+    of the field by phase (``block.nfe`` is the total since the last :meth:`reset_nfe`).
     """
 
     def __init__(
         self,
-        field: nn.Module,
+        field: Callable[..., Any],
         t0: float = 0.0,
         t1: float = 1.0,
-        method: str = "dopri5",
-        rtol: float = 1e-3,
-        atol: float = 1e-3,
-        options: Optional[Mapping[str, Any]] = None,
-        adjoint: bool = False,
-        backend: str = "torchdiffeq",
+        solver: Union[SolverConfig, Mapping[str, Any], None] = None,
+        **settings: Any,
     ) -> None:
         super().__init__()
-        if backend not in ("torchdiffeq", "nodelib"):
-            raise ValueError(f"backend must be 'torchdiffeq' or 'nodelib', got {backend!r}")
-        if adjoint and backend != "torchdiffeq":
-            raise ValueError("adjoint=True needs backend='torchdiffeq' (nodelib's own adjoint is chapter 2's)")
-        if adjoint and not isinstance(field, nn.Module):
-            raise TypeError("adjoint=True needs the field to be an nn.Module, so its parameters can be found")
-        if t0 == t1:
+        config = SolverConfig.from_mapping(solver)
+        if settings:
+            config = SolverConfig.from_mapping(settings, base=config)
+        if config.gradient == "adjoint" and not isinstance(field, nn.Module):
+            raise TypeError("gradient='adjoint' needs the field to be an nn.Module, so its parameters can be found")
+        if not callable(field):
+            raise TypeError(f"field must be callable as field(t, z), got {type(field).__name__}")
+        if float(t0) == float(t1):
             raise ValueError("t0 and t1 must differ")
         self.field = field
         self.t0, self.t1 = float(t0), float(t1)
-        self.method, self.rtol, self.atol = method, rtol, atol
-        self.options = dict(options or {})
-        self.adjoint = adjoint
-        self.backend = backend
-        self.nfe = 0
+        self.solver = config
+        self.counter = EvalCounter()
+
+    # read-only views kept for code written against the earlier keyword arguments
+    @property
+    def method(self) -> str:
+        return self.solver.method
+
+    @property
+    def backend(self) -> str:
+        return self.solver.backend
+
+    @property
+    def adjoint(self) -> bool:
+        return self.solver.gradient == "adjoint"
+
+    @property
+    def nfe(self) -> int:
+        """Evaluations of the field since the last :meth:`reset_nfe` (forward and backward)."""
+        return self.counter.total
 
     def reset_nfe(self) -> None:
-        self.nfe = 0
+        self.counter.reset()
 
-    def _counted_field(self, t: Tensor, z: Tensor) -> Tensor:
-        self.nfe += 1
+    def _counted_field(self, t: Tensor, z: Any) -> Any:
+        self.counter.add(1)
         return self.field(t, z)
 
-    def trajectory(self, z0: Tensor, t: Tensor) -> Tensor:
-        """The state at every time of ``t`` (shape ``(len(t), *z0.shape)``)."""
-        if self.backend == "nodelib":
+    def _module(self) -> nn.Module:
+        assert isinstance(self.field, nn.Module)  # checked in __init__ for the adjoint
+        return self.field
+
+    def trajectory(self, z0: Any, t: Tensor) -> Any:
+        """The state at every time of ``t`` (shape ``(len(t), *z0.shape)``, a tuple of them for a tuple state)."""
+        cfg = self.solver
+        if cfg.backend == "nodelib":
+            from .adjoint import odeint_adjoint, odeint_checkpointed
             from .solvers import odeint as nodelib_odeint
 
-            return nodelib_odeint(
-                self._counted_field, z0, t, method=self.method, rtol=self.rtol, atol=self.atol, options=self.options
-            )
+            if cfg.gradient == "adjoint":
+                return odeint_adjoint(
+                    self._counted_field, z0, t, **cfg.nodelib_kwargs(), adjoint_method=cfg.adjoint_method,
+                    adjoint_rtol=cfg.adjoint_rtol, adjoint_atol=cfg.adjoint_atol,
+                    adjoint_step_size=cfg.adjoint_step_size, adjoint_params=tuple(self._module().parameters()),
+                )
+            if cfg.gradient == "checkpointed":
+                return odeint_checkpointed(self._counted_field, z0, t, method=cfg.method, step_size=cfg.step_size,
+                                           checkpoint_every=cfg.checkpoint_every, max_steps=cfg.max_steps)
+            return nodelib_odeint(self._counted_field, z0, t, **cfg.nodelib_kwargs())
         import torchdiffeq
 
-        if self.adjoint:
-            counter = _CountingField(self)
+        if cfg.gradient == "adjoint":
             return torchdiffeq.odeint_adjoint(
-                counter, z0, t, method=self.method, rtol=self.rtol, atol=self.atol, options=self.options,
-                adjoint_params=tuple(self.field.parameters()),
+                _CountingField(self), z0, t, **cfg.torchdiffeq_kwargs(), **cfg.torchdiffeq_adjoint_kwargs(),
+                adjoint_params=tuple(self._module().parameters()),
             )
-        return torchdiffeq.odeint(
-            self._counted_field, z0, t, method=self.method, rtol=self.rtol, atol=self.atol, options=self.options
-        )
+        if cfg.gradient == "checkpointed" and torch.is_grad_enabled():
+            structure = Structure(z0)
 
-    def forward(self, z0: Tensor) -> Tensor:
-        t = torch.tensor([self.t0, self.t1], dtype=z0.dtype, device=z0.device)
-        return self.trajectory(z0, t)[-1]
+            def solve(flat0: Tensor, times: Tensor) -> Tensor:
+                out = torchdiffeq.odeint(self._counted_field, structure.unflatten(flat0), times,
+                                         **cfg.torchdiffeq_kwargs())
+                return structure.flatten(out) if not structure.is_tuple else torch.cat(
+                    [o.reshape(len(times), -1) for o in out], dim=1)
+
+            flat = checkpoint(solve, structure.flatten(z0), t, use_reentrant=False)
+            return structure.unflatten(flat)
+        return torchdiffeq.odeint(self._counted_field, z0, t, **cfg.torchdiffeq_kwargs())
+
+    def forward(self, z0: Any) -> Any:
+        ref = z0[0] if isinstance(z0, (tuple, list)) else z0
+        t = torch.tensor([self.t0, self.t1], dtype=ref.dtype, device=ref.device)
+        out = self.trajectory(z0, t)
+        if isinstance(out, (tuple, list)):
+            return tuple(o[-1] for o in out)
+        return out[-1]
+
+    def extra_repr(self) -> str:
+        return f"t0={self.t0:g}, t1={self.t1:g}, solver={self.solver}"
 
 
 class _CountingField(nn.Module):
@@ -196,5 +255,5 @@ class _CountingField(nn.Module):
         super().__init__()
         self._block = [block]  # a list, so the block is not registered as a submodule (no cycle)
 
-    def forward(self, t: Tensor, z: Tensor) -> Tensor:
+    def forward(self, t: Tensor, z: Any) -> Any:
         return self._block[0]._counted_field(t, z)

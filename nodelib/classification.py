@@ -21,24 +21,45 @@ ResNet and ODE-Net of torchdiffeq's example.
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Optional
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Optional, Union
 
 import torch
 from torch import Tensor, nn
 
+from ._impl.checks import check_positive_int
 from .augment import Augment
 from .blocks import ODEBlock
+from .config import SolverConfig
 from .nfe import NFECounter
 
-ARCHITECTURES = ("resnet", "odenet", "rknet", "augmented")
 STEMS = ("chen", "small")
 
-#: The solver each architecture uses unless told otherwise (torchdiffeq's names and options).
-DEFAULT_SOLVERS: dict[str, dict[str, Any]] = {
-    "odenet": {"method": "dopri5", "rtol": 1e-3, "atol": 1e-3, "adjoint": True},
-    "rknet": {"method": "rk4", "options": {"step_size": 0.25}, "adjoint": True},
-    "augmented": {"method": "dopri5", "rtol": 1e-3, "atol": 1e-3, "adjoint": True},
-}
+
+@dataclass(frozen=True)
+class BodySpec:
+    """A registered body: how to build it, and the solver it uses unless told otherwise.
+
+    ``build(dims, width, n_blocks=..., extra=..., solver=..., t1=...)`` returns ``(body, channels, counter)``:
+    the module between stem and head, the number of channels it hands the head, and the NFE counter of its ODE
+    block (None for a body without one).
+    """
+
+    name: str
+    description: str
+    build: Callable[..., tuple[nn.Module, int, Optional[NFECounter]]]
+    solver: Optional[SolverConfig] = None  # None: the body has no ODE solver
+
+
+#: Every body :func:`build_classifier` can build, by name. A new architecture is one :func:`register_body`.
+BODIES: dict[str, BodySpec] = {}
+
+
+def register_body(spec: BodySpec) -> BodySpec:
+    if spec.name in BODIES:
+        raise ValueError(f"a body called {spec.name!r} is registered already")
+    BODIES[spec.name] = spec
+    return spec
 
 
 def group_norm(channels: int, max_groups: int = 32) -> nn.GroupNorm:
@@ -132,6 +153,36 @@ def head(dims: int, channels: int, n_classes: int) -> nn.Sequential:
     return nn.Sequential(group_norm(channels), nn.ReLU(inplace=True), pool, nn.Flatten(), nn.Linear(channels, n_classes))
 
 
+def _resnet_body(dims: int, width: int, *, n_blocks: int, **_: Any) -> tuple[nn.Module, int, None]:
+    return nn.Sequential(*[ConvResBlock(dims, width) for _ in range(n_blocks)]), width, None
+
+
+def _ode_body(extra_channels: int) -> Callable[..., tuple[nn.Module, int, NFECounter]]:
+    def build(dims: int, width: int, *, solver: SolverConfig, t1: float, extra: int, **_: Any
+              ) -> tuple[nn.Module, int, NFECounter]:
+        added = extra if extra_channels else 0
+        channels = width + added
+        counter = NFECounter(ConvODEFunc(dims, channels))
+        block = ODEBlock(counter, 0.0, float(t1), solver=solver)
+        body = nn.Sequential(Augment(added), block) if extra_channels else nn.Sequential(block)
+        return body, channels, counter
+
+    return build
+
+
+_ADAPTIVE = SolverConfig(method="dopri5", rtol=1e-3, atol=1e-3, gradient="adjoint")
+register_body(BodySpec("resnet", "six pre-activation residual blocks", _resnet_body))
+register_body(BodySpec("odenet", "one ODE block solved by dopri5, adjoint gradients", _ode_body(0), _ADAPTIVE))
+register_body(BodySpec("rknet", "the ODE block solved by RK4 (3/8 rule) with step 0.25, adjoint gradients",
+                       _ode_body(0), SolverConfig(method="rk4", step_size=0.25, gradient="adjoint")))
+register_body(BodySpec("augmented", "extra zero channels appended before the ODE block", _ode_body(1), _ADAPTIVE))
+
+#: The registered architectures' names (kept for code that lists them).
+ARCHITECTURES = tuple(BODIES)
+#: The solver each architecture uses unless told otherwise.
+DEFAULT_SOLVERS: dict[str, SolverConfig] = {name: spec.solver for name, spec in BODIES.items() if spec.solver}
+
+
 class Classifier(nn.Module):
     """``head(body(stem(x)))``; :attr:`counter` counts the ODE block's function evaluations (None for a ResNet)."""
 
@@ -164,41 +215,38 @@ def build_classifier(
     stem_kind: str = "chen",
     n_blocks: int = 6,
     extra: int = 5,
-    solver: Optional[Mapping[str, Any]] = None,
+    solver: Union[SolverConfig, Mapping[str, Any], None] = None,
     t1: float = 1.0,
 ) -> Classifier:
-    """Build a ResNet, ODE-Net, RK-Net or augmented ODE-Net classifier.
+    """Build a classifier whose body is one of :data:`BODIES` (``"resnet"``, ``"odenet"``, ``"rknet"``, ...).
 
     Args:
-        arch: ``"resnet"``, ``"odenet"``, ``"rknet"`` or ``"augmented"``.
+        arch: the body's registered name.
         in_channels, n_classes: input channels (1 for MNIST and ECG, 3 for SVHN/CIFAR-10) and classes.
         dims: 1 for signals ``(B, C, L)``, 2 for images ``(B, C, H, W)``.
         width: feature channels after the stem (64 in every seed).
         stem_kind: see :func:`stem`.
         n_blocks: residual blocks of the ResNet (6 in the seeds).
         extra: zero channels appended by the augmented ODE-Net (5, following Dupont et al. 2019).
-        solver: overrides of :data:`DEFAULT_SOLVERS` for the ODE block (method, rtol, atol, options, adjoint,
-            backend), as accepted by :class:`~nodelib.blocks.ODEBlock`.
+        solver: changes to the body's default :class:`~nodelib.config.SolverConfig` (a SolverConfig replaces it;
+            a dict changes single settings, e.g. ``{"gradient": "backprop", "rtol": 1e-6}``).
         t1: the end of the integration interval ``[0, t1]``.
     """
-    if arch not in ARCHITECTURES:
-        raise ValueError(f"arch must be one of {ARCHITECTURES}, got {arch!r}")
+    if arch not in BODIES:
+        raise ValueError(f"arch must be one of {tuple(BODIES)}, got {arch!r}")
     for name, value in (("in_channels", in_channels), ("n_classes", n_classes), ("width", width), ("n_blocks", n_blocks)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_positive_int(name, value)
     if n_classes < 2:
         raise ValueError(f"n_classes must be at least 2, got {n_classes}")
     if not (isinstance(t1, (int, float)) and math.isfinite(t1) and t1 > 0):
         raise ValueError(f"t1 must be a positive finite number, got {t1!r}")
+    spec = BODIES[arch]
     front = stem(dims, in_channels, width, stem_kind)
-    if arch == "resnet":
+    if spec.solver is None:
         if solver:
-            raise ValueError("a ResNet has no ODE solver; leave solver=None")
-        body = nn.Sequential(*[ConvResBlock(dims, width) for _ in range(n_blocks)])
-        return Classifier(arch, front, body, head(dims, width, n_classes), None, dims, in_channels)
-    settings = {**DEFAULT_SOLVERS[arch], **dict(solver or {})}
-    channels = width + (extra if arch == "augmented" else 0)
-    counter = NFECounter(ConvODEFunc(dims, channels))
-    block = ODEBlock(counter, 0.0, float(t1), **settings)
-    body = nn.Sequential(Augment(extra), block) if arch == "augmented" else nn.Sequential(block)
+            raise ValueError(f"a {arch} body has no ODE solver; leave solver=None")
+        config = None
+    else:
+        config = SolverConfig.from_mapping(solver, base=spec.solver)
+    body, channels, counter = spec.build(dims, width, n_blocks=n_blocks, extra=extra, solver=config, t1=t1)
     return Classifier(arch, front, body, head(dims, channels, n_classes), counter, dims, in_channels)

@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import csv
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
 
 import numpy as np
 import torch
 from torch import Tensor
+
+from ._impl.checks import check_positive_int
 
 #: The five heartbeat classes of the MIT-BIH arrhythmia data, in label order (Facci & Zurlo 2022, Table 1).
 HEARTBEAT_CLASSES = ("N: normal", "S: supraventricular premature", "V: premature ventricular",
@@ -36,9 +39,49 @@ IMAGE_DATASETS: dict[str, tuple[int, int, int, tuple[float, ...], tuple[float, .
 }
 
 
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a model needs to know about a data set: the shape of one input and the number of classes."""
+
+    name: str
+    dims: int  # 1: signals (C, L); 2: images (C, H, W)
+    channels: int
+    size: int  # length of a signal, or height = width of an image
+    n_classes: int
+    description: str
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.channels, self.size) if self.dims == 1 else (self.channels, self.size, self.size)
+
+
+#: Every classification data set the experiments know, by name. A new data set is one :func:`register_dataset`.
+DATASETS: dict[str, DatasetInfo] = {}
+
+
+def register_dataset(info: DatasetInfo) -> DatasetInfo:
+    if info.name in DATASETS:
+        raise ValueError(f"a data set called {info.name!r} is registered already")
+    DATASETS[info.name] = info
+    return info
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    """The registered metadata of ``name``; an unknown name is an error that lists the known ones."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown data set {name!r}; known: {', '.join(sorted(DATASETS))}")
+    return DATASETS[name]
+
+
+register_dataset(DatasetInfo("digits", 2, 1, 8, 10, "scikit-learn's 8x8 handwritten digits"))
+register_dataset(DatasetInfo("ecg", 1, 1, HEARTBEAT_LENGTH, 5, "MIT-BIH heartbeats, 5 classes"))
+register_dataset(DatasetInfo("mnist", 2, 1, 28, 10, "MNIST handwritten digits"))
+register_dataset(DatasetInfo("svhn", 2, 3, 32, 10, "SVHN house numbers"))
+register_dataset(DatasetInfo("cifar10", 2, 3, 32, 10, "CIFAR-10 natural images"))
+
+
 def _check_count(name: str, value: int, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    check_positive_int(name, value, minimum=minimum)
 
 
 def _split(n: int, test_fraction: float, seed: int) -> tuple[Tensor, Tensor]:

@@ -21,12 +21,13 @@ because no GPU was available where it was written (see ``python -m nodelib.exper
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Callable, Optional
 
 import torch
 from torch import Tensor, nn
 
+from ._impl.checks import check_positive
+from ._impl.fixed_grid import step_grid
 from .blocks import ODEBlock
 from .nfe import NFECounter
 
@@ -34,16 +35,11 @@ UNROLLED_METHODS = ("euler", "rk4")
 
 
 def fixed_grid(t0: float, t1: float, step_size: float, dtype: torch.dtype = torch.float32) -> Tensor:
-    """The time grid torchdiffeq's fixed-step solvers use for ``step_size`` on ``[t0, t1]`` (last point = t1)."""
-    if not (isinstance(step_size, (int, float)) and math.isfinite(step_size) and step_size > 0):
-        raise ValueError(f"step_size must be a positive number, got {step_size!r}")
+    """The fixed-step grid on ``[t0, t1]``: nodelib's one grid builder (:func:`nodelib._impl.fixed_grid.step_grid`)."""
+    check_positive("step_size", step_size)
     if not t1 > t0:
         raise ValueError(f"expected t1 > t0, got t0={t0}, t1={t1}")
-    ends = torch.tensor([t0, t1], dtype=dtype)
-    n_points = int(torch.ceil((ends[1] - ends[0]) / step_size + 1).item())
-    grid = torch.arange(0, n_points, dtype=dtype) * step_size + ends[0]
-    grid[-1] = ends[1]
-    return grid
+    return step_grid(torch.tensor([t0, t1], dtype=dtype), float(step_size))
 
 
 class UnrolledSolve(nn.Module):
@@ -51,7 +47,7 @@ class UnrolledSolve(nn.Module):
 
     Args:
         field: the vector field ``field(t, z)``.
-        t0, t1, step_size: the interval and the step (torchdiffeq's grid construction, see :func:`fixed_grid`).
+        t0, t1, step_size: the interval and the step (see :func:`fixed_grid`).
         method: ``"euler"`` or ``"rk4"``.
     """
 
@@ -60,34 +56,47 @@ class UnrolledSolve(nn.Module):
         if method not in UNROLLED_METHODS:
             raise ValueError(f"method must be one of {UNROLLED_METHODS} for an unrolled solve, got {method!r}")
         self.field, self.method = field, method
+        self.grid: Tensor
         self.register_buffer("grid", fixed_grid(t0, t1, step_size), persistent=False)
         self.n_steps = len(self.grid) - 1
 
+    @property
+    def evaluations(self) -> int:
+        return self.n_steps * STAGES[self.method]
+
     def forward(self, z: Tensor) -> Tensor:
-        grid = self.grid.to(dtype=z.dtype)
-        for k in range(self.n_steps):
-            t0, t1 = grid[k], grid[k + 1]
-            dt = t1 - t0
-            k1 = self.field(t0, z)
-            if self.method == "euler":
-                z = z + dt * k1
-                continue
-            k2 = self.field(t0 + dt / 3, z + dt * k1 / 3)
-            k3 = self.field(t0 + dt * 2 / 3, z + dt * (k2 - k1 / 3))
-            k4 = self.field(t1, z + dt * (k1 - k2 + k3))
-            z = z + (k1 + 3 * (k2 + k3) + k4) * dt * 0.125
-        return z
+        return unrolled_solve(self.field, z, self.grid, self.method)
 
 
-def _compiler(compile: bool, mode: Optional[str], backend: Optional[str]) -> Callable[[nn.Module], nn.Module]:
+STAGES = {"euler": 1, "rk4": 4}
+
+
+def unrolled_solve(field: Callable[[Tensor, Tensor], Tensor], z: Tensor, grid: Tensor, method: str) -> Tensor:
+    """The steps of Euler or the 3/8 rule over ``grid``, written out (what :class:`UnrolledSolve` runs)."""
+    grid = grid.to(dtype=z.dtype)
+    for k in range(len(grid) - 1):
+        t0, t1 = grid[k], grid[k + 1]
+        dt = t1 - t0
+        k1 = field(t0, z)
+        if method == "euler":
+            z = z + dt * k1
+            continue
+        k2 = field(t0 + dt / 3, z + dt * k1 / 3)
+        k3 = field(t0 + dt * 2 / 3, z + dt * (k2 - k1 / 3))
+        k4 = field(t1, z + dt * (k1 - k2 + k3))
+        z = z + (k1 + 3 * (k2 + k3) + k4) * dt * 0.125
+    return z
+
+
+def _compiler(compile: bool, mode: Optional[str], backend: Optional[str]) -> Callable[[Callable], Callable]:
     if not compile:
-        return lambda module: module
+        return lambda fn: fn
     kwargs: dict[str, Any] = {}
     if mode is not None:
         kwargs["mode"] = mode
     if backend is not None:
         kwargs["backend"] = backend
-    return lambda module: torch.compile(module, **kwargs)
+    return lambda fn: torch.compile(fn, **kwargs)
 
 
 def fast_ode_block(block: ODEBlock, *, compile: bool = True, mode: Optional[str] = None,
@@ -100,54 +109,107 @@ def fast_ode_block(block: ODEBlock, *, compile: bool = True, mode: Optional[str]
         mode, backend: passed to ``torch.compile`` (``mode="reduce-overhead"`` captures CUDA graphs).
 
     Returns ``(module, how)``. The module takes ``z0`` and returns ``z(t1)`` like ``block``; ``how`` names the
-    path taken, or why the unrolled solve did not apply.
+    path taken, or why the unrolled solve did not apply. ``block`` is left as it was, and the module shares
+    its parameters under the same names: ``module.state_dict()`` has ``block.state_dict()``'s keys, so a
+    checkpoint of a model trained on the fast path loads into the eager model and back. No process-wide
+    setting is changed.
     """
     if not isinstance(block, ODEBlock):
         raise TypeError(f"expected an ODEBlock, got {type(block).__name__}")
     compiled = _compiler(compile, mode, backend)
     if block.backend != "torchdiffeq":
         return block, "unchanged: nodelib's teaching solvers are for reading, not for speed"
-    step_size = block.options.get("step_size")
+    cfg = block.solver
     reasons = []
-    if block.method not in UNROLLED_METHODS:
-        reasons.append(f"method {block.method!r} is adaptive or not unrolled (unrolled: {', '.join(UNROLLED_METHODS)})")
-    if step_size is None:
-        reasons.append("no options={'step_size': ...} fixes the grid")
-    if block.adjoint:
-        reasons.append("adjoint=True asks for adjoint gradients, which an unrolled solve does not compute")
-    # Counting evaluations is Python bookkeeping; kept outside the compiled code, which would otherwise
-    # specialise on the count and recompile at every call.
+    if cfg.method not in UNROLLED_METHODS:
+        reasons.append(f"method {cfg.method!r} is adaptive or not unrolled (unrolled: {', '.join(UNROLLED_METHODS)})")
+    if cfg.step_size is None:
+        reasons.append("no step_size fixes the grid")
+    if cfg.gradient != "backprop":
+        reasons.append(f"gradient={cfg.gradient!r} asks for other gradients than backpropagation through the steps")
+    if reasons:
+        return _CompiledFieldBlock(block, compiled), "field compiled, torchdiffeq drives it: " + "; ".join(reasons)
+    assert cfg.step_size is not None
+    return _UnrolledBlock(block, compiled), (f"unrolled {cfg.method} solve, {len(fixed_grid(block.t0, block.t1, cfg.step_size)) - 1} "
+                                             "steps" + (", compiled" if compile else ""))
+
+
+def _inner_field(block: ODEBlock) -> tuple[nn.Module, Optional[NFECounter]]:
     counter = block.field if isinstance(block.field, NFECounter) else None
     inner = counter.field if counter is not None else block.field
-    if reasons:
-        if compile and block.adjoint:
-            # torchdiffeq's adjoint differentiates the field with retain_graph=True, which compiled backward
-            # functions with donated buffers refuse; this switch (process-wide) turns that optimisation off.
-            import torch._functorch.config as functorch_config
-
-            functorch_config.donated_buffer = False
-        if counter is not None:
-            counter.field = compiled(inner)
-        else:
-            block.field = compiled(inner)
-        return block, "field compiled, torchdiffeq drives it: " + "; ".join(reasons)
-    solve = UnrolledSolve(inner, block.t0, block.t1, float(step_size), block.method)
-    stages = 1 if block.method == "euler" else 4
-    module = _Counted(compiled(solve), counter, solve.n_steps * stages)
-    return module, f"unrolled {block.method} solve, {solve.n_steps} steps" + (", compiled" if compile else "")
+    if not isinstance(inner, nn.Module):
+        raise TypeError(f"the fast path compiles an nn.Module field, got {type(inner).__name__}")
+    return inner, counter
 
 
-class _Counted(nn.Module):
-    """Runs the (compiled) solve and adds its known number of evaluations to the NFE counter."""
+class _UnrolledBlock(nn.Module):
+    """The unrolled (compiled) solve of a fixed-step block. Registers only ``field``: the block's own keys."""
 
-    def __init__(self, solve: nn.Module, counter: Optional[NFECounter], evaluations: int) -> None:
+    def __init__(self, block: ODEBlock, compiled: Callable[[Callable], Callable]) -> None:
         super().__init__()
-        self.solve = solve
-        self._counter = [counter]  # a list: the counter is the model's, not a submodule of this one
-        self.evaluations = evaluations
+        self.field = block.field  # the same module (and so the same keys) as the block's
+        inner, counter = _inner_field(block)
+        self._inner = [inner]  # a list: registered once, as part of ``field``
+        self.method = block.solver.method
+        assert block.solver.step_size is not None
+        self.grid: Tensor
+        self.register_buffer("grid", fixed_grid(block.t0, block.t1, block.solver.step_size), persistent=False)
+        self.evaluations = (len(self.grid) - 1) * STAGES[self.method]
+        self._run = [compiled(self._solve)]  # a list: the compiled callable is not a submodule
+        self._counters = [counter, block.counter]
+
+    def _solve(self, z: Tensor) -> Tensor:
+        return unrolled_solve(self._inner[0], z, self.grid, self.method)
 
     def forward(self, z: Tensor) -> Tensor:
+        # Counting is Python bookkeeping, kept outside the compiled code (which would specialise on the count
+        # and recompile at every call).
+        for counter in self._counters:
+            if counter is not None:
+                counter.add(self.evaluations)
+        return self._run[0](z)
+
+
+class _CompiledFieldBlock(nn.Module):
+    """The block's own solve, with a compiled field. Registers only ``field``: the block's own keys."""
+
+    def __init__(self, block: ODEBlock, compiled: Callable[[Callable], Callable]) -> None:
+        super().__init__()
+        self.field = block.field
+        inner, counter = _inner_field(block)
+        self._block = [block]
+        self._call = [compiled(inner.forward)]
+        self._counter = [counter]
+        self._no_donation = block.solver.gradient == "adjoint"
+
+    def _field(self, t: Tensor, z: Any) -> Any:
         counter = self._counter[0]
         if counter is not None:
-            counter.counts[counter._phase] = counter.counts.get(counter._phase, 0) + self.evaluations
-        return self.solve(z)
+            counter.add(1)
+        if self._no_donation:
+            # torchdiffeq's adjoint differentiates the field with retain_graph=True, which compiled backward
+            # functions with donated buffers refuse: the switch is turned off around each call (forward and
+            # backward solve alike), never for the process.
+            import torch._functorch.config as functorch_config
+
+            with functorch_config.patch(donated_buffer=False):
+                return self._call[0](t, z)
+        return self._call[0](t, z)
+
+    def forward(self, z: Tensor) -> Tensor:
+        block = self._block[0]
+        twin = ODEBlock(_ParamsField(self._field, block._module()), block.t0, block.t1, solver=block.solver)
+        twin.counter = block.counter
+        return twin(z)
+
+
+class _ParamsField(nn.Module):
+    """A field that calls ``fn`` and owns ``params_from``'s parameters (the adjoint differentiates those)."""
+
+    def __init__(self, fn: Callable[..., Any], params_from: nn.Module) -> None:
+        super().__init__()
+        self._fn = [fn]
+        self.params_from = params_from
+
+    def forward(self, t: Tensor, z: Any) -> Any:
+        return self._fn[0](t, z)

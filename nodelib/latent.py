@@ -13,6 +13,7 @@ KL divergence of q(z(t_0)) from a standard normal prior.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -52,7 +53,7 @@ class LatentODE(nn.Module):
         self.field = nn.Sequential(nn.Linear(latent_dim, hidden), nn.ELU(), nn.Linear(hidden, hidden), nn.ELU(),
                                    nn.Linear(hidden, latent_dim))
         self.decoder = nn.Sequential(nn.Linear(latent_dim, hidden), nn.ReLU(), nn.Linear(hidden, obs_dim))
-        self.solver = dict(method=method, step_size=step_size, rtol=rtol, atol=atol)
+        self.solver: dict[str, Any] = dict(method=method, step_size=step_size, rtol=rtol, atol=atol)
 
     def _check(self, x: Tensor, t: Tensor) -> None:
         if x.dim() != 3 or x.shape[-1] != self.obs_dim:

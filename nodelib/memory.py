@@ -36,7 +36,8 @@ def saved_tensor_bytes(fn: Callable[[], T]) -> tuple[T, int]:
     return result, sum(seen.values())
 
 
-def _rss_high_water_bytes() -> int:
+def rss_high_water_bytes() -> int:
+    """The process's resident-set high-water mark in bytes (it never goes down)."""
     usage = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return usage if sys.platform == "darwin" else usage * 1024  # Linux reports KiB, macOS bytes
 
@@ -55,6 +56,6 @@ def peak_memory(fn: Callable[[], T], device: torch.device) -> tuple[T, int]:
         result = fn()
         torch.cuda.synchronize(device)
         return result, torch.cuda.max_memory_allocated(device) - before
-    before = _rss_high_water_bytes()
+    before = rss_high_water_bytes()
     result = fn()
-    return result, _rss_high_water_bytes() - before
+    return result, rss_high_water_bytes() - before

@@ -16,20 +16,21 @@ to the tolerances ``rtol`` and ``atol``. Everything is written in plain PyTorch 
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Literal, Mapping, Optional, Sequence, Union, overload
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from ._impl import checks
-from ._impl.dopri5 import StepBudgetExceeded, integrate_dopri5
+from ._impl.dopri5 import StepBudgetExceeded, StepSizeUnderflow, integrate_dopri5
 from ._impl.fixed_grid import integrate_fixed, step_grid
 from ._impl.rk import DOPRI5, EULER, MIDPOINT, RK4, RK38, ButcherTableau, rk_step
 from ._impl.stats import SolveStats
+from ._impl.structure import State, Structure
 
 __all__ = [
-    "odeint", "SolveStats", "StepBudgetExceeded", "estimate_order",
+    "odeint", "SolveStats", "StepBudgetExceeded", "StepSizeUnderflow", "estimate_order",
     "ButcherTableau", "rk_step", "TABLEAUS", "FIXED_STEP_METHODS", "ADAPTIVE_METHODS",
 ]
 
@@ -37,79 +38,147 @@ FIXED_STEP_METHODS: dict[str, ButcherTableau] = {tb.name: tb for tb in (EULER, M
 ADAPTIVE_METHODS: dict[str, ButcherTableau] = {DOPRI5.name: DOPRI5}
 #: Every method's Butcher tableau by name; with :func:`rk_step` a reader can take steps of any of them by hand.
 TABLEAUS: dict[str, ButcherTableau] = {**FIXED_STEP_METHODS, **ADAPTIVE_METHODS}
-_OPTION_KEYS = {"step_size", "max_num_steps", "first_step"}
+OPTION_KEYS = ("step_size", "max_num_steps", "first_step")
+Tolerance = Union[float, Sequence[float]]
 
 
-def odeint(
-    func: Callable[[Tensor, Tensor], Tensor],
-    y0: Tensor,
-    t: Union[Tensor, Sequence[float]],
-    *,
-    method: str = "dopri5",
-    rtol: float = 1e-7,
-    atol: float = 1e-9,
-    step_size: Optional[float] = None,
-    max_steps: int = 10_000,
-    options: Optional[Mapping[str, Any]] = None,
-    return_stats: bool = False,
-) -> Union[Tensor, tuple[Tensor, SolveStats]]:
-    """Solve ``dy/dt = func(t, y)``, ``y(t[0]) = y0``, and return ``y`` at every time in ``t``.
-
-    Args:
-        func: the vector field, called as ``func(t, y)`` with a 0-dim time tensor and a state of y0's shape.
-        y0: the initial state, a floating-point tensor of any shape.
-        t: 1-D, strictly increasing or strictly decreasing times; ``t[0]`` is the initial time.
-        method: ``"euler"``, ``"midpoint"``, ``"rk4"``, ``"rk38"`` (fixed steps) or ``"dopri5"`` (adaptive).
-        rtol, atol: relative and absolute tolerances of the adaptive method.
-        step_size: the step of a fixed-step method; without it, the steps are the gaps of ``t``.
-        max_steps: budget of steps (accepted plus rejected) for the adaptive method.
-        options: torchdiffeq-style options, ``{"step_size", "max_num_steps", "first_step"}``, so that a call
-            written for ``torchdiffeq.odeint`` runs unchanged.
-        return_stats: also return a :class:`SolveStats` (function evaluations, steps, step sizes).
-
-    Returns:
-        A tensor of shape ``(len(t), *y0.shape)``, and the :class:`SolveStats` if asked for.
-
-    Raises:
-        TypeError, ValueError: for input that is not what is described above (the message says what).
-        StepBudgetExceeded: when the adaptive method needs more than ``max_steps`` steps.
-        FloatingPointError: when a fixed-step solution becomes NaN or infinite (an unstable step size).
-    """
-    y0 = checks.check_state(y0)
-    t = checks.check_time_grid(t, y0)
-    if not isinstance(method, str) or method not in FIXED_STEP_METHODS and method not in ADAPTIVE_METHODS:
-        known = ", ".join(repr(m) for m in [*FIXED_STEP_METHODS, *ADAPTIVE_METHODS])
+def check_method(method: Any) -> str:
+    if not isinstance(method, str) or method not in TABLEAUS:
+        known = ", ".join(repr(m) for m in TABLEAUS)
         raise ValueError(f"unknown method {method!r}; nodelib's solvers are {known}")
+    return method
+
+
+def merge_options(step_size: Optional[float], max_steps: int, options: Optional[Mapping[str, Any]]
+                  ) -> tuple[Optional[float], int, Optional[float]]:
+    """``(step_size, max_steps, first_step)`` from the keyword arguments and a torchdiffeq-style options dict."""
     first_step = None
     if options is not None:
-        unknown = set(options) - _OPTION_KEYS
+        unknown = set(options) - set(OPTION_KEYS)
         if unknown:
-            raise ValueError(f"unknown option(s) {sorted(unknown)}; options may hold {sorted(_OPTION_KEYS)}")
+            raise ValueError(f"unknown option(s) {sorted(unknown)}; options may hold {sorted(OPTION_KEYS)}")
         if "step_size" in options:
             if step_size is not None:
                 raise ValueError("step_size was given twice, as an argument and in options; give it once")
             step_size = options["step_size"]
         max_steps = options.get("max_num_steps", max_steps)
         first_step = options.get("first_step")
+    return step_size, max_steps, first_step
 
-    stats = SolveStats(method=method)
-    counted = stats.counting(checks.checked_func(func, y0))
+
+def solve_flat(
+    func: Callable[[Tensor, Tensor], Tensor],
+    y0: Tensor,
+    t: Tensor,
+    method: str,
+    rtol: Union[float, Tensor],
+    atol: Union[float, Tensor],
+    step_size: Optional[float],
+    max_steps: int,
+    first_step: Optional[float],
+    stats: SolveStats,
+    norm: Optional[Callable[[Tensor], Tensor]] = None,
+) -> Tensor:
+    """The solve itself, on one tensor with checked inputs (shared by :func:`odeint` and the adjoint)."""
+    counted = stats.counter.wrap(checks.checked_func(func, y0))
+    max_steps = checks.check_max_steps(max_steps)
     if method in FIXED_STEP_METHODS:
         step_size = checks.check_positive("step_size", step_size, allow_none=True)
-        ys = integrate_fixed(counted, FIXED_STEP_METHODS[method], y0, t, step_size, stats)
-    else:
-        if step_size is not None:
-            raise ValueError(
-                f"step_size applies to the fixed-step methods {sorted(FIXED_STEP_METHODS)}; "
-                f"{method!r} chooses its own steps from rtol and atol (use options={{'first_step': h}} "
-                "to set only the first)"
-            )
-        rtol = checks.check_positive("rtol", rtol)
-        atol = checks.check_positive("atol", atol)
-        max_steps = checks.check_max_steps(max_steps)
-        first_step = checks.check_positive("first_step", first_step, allow_none=True)
-        ys = integrate_dopri5(counted, y0, t, rtol, atol, max_steps, first_step, stats)
-    return (ys, stats) if return_stats else ys
+        return integrate_fixed(counted, FIXED_STEP_METHODS[method], y0, t, step_size, stats, max_steps)
+    if step_size is not None:
+        raise ValueError(
+            f"step_size applies to the fixed-step methods {sorted(FIXED_STEP_METHODS)}; "
+            f"{method!r} chooses its own steps from rtol and atol (use options={{'first_step': h}} "
+            "to set only the first)"
+        )
+    first_step = checks.check_positive("first_step", first_step, allow_none=True)
+    return integrate_dopri5(counted, y0, t, rtol, atol, max_steps, first_step, stats, norm)
+
+
+@overload
+def odeint(func: Callable[[Tensor, Any], Any], y0: Tensor, t: Union[Tensor, Sequence[float]], *,
+           method: str = ..., rtol: Tolerance = ..., atol: Tolerance = ..., step_size: Optional[float] = ...,
+           max_steps: int = ..., options: Optional[Mapping[str, Any]] = ...,
+           return_stats: Literal[False] = ...) -> Tensor: ...
+@overload
+def odeint(func: Callable[[Tensor, Any], Any], y0: tuple[Tensor, ...], t: Union[Tensor, Sequence[float]], *,
+           method: str = ..., rtol: Tolerance = ..., atol: Tolerance = ..., step_size: Optional[float] = ...,
+           max_steps: int = ..., options: Optional[Mapping[str, Any]] = ...,
+           return_stats: Literal[False] = ...) -> tuple[Tensor, ...]: ...
+@overload
+def odeint(func: Callable[[Tensor, Any], Any], y0: Tensor, t: Union[Tensor, Sequence[float]], *,
+           method: str = ..., rtol: Tolerance = ..., atol: Tolerance = ..., step_size: Optional[float] = ...,
+           max_steps: int = ..., options: Optional[Mapping[str, Any]] = ...,
+           return_stats: Literal[True]) -> tuple[Tensor, SolveStats]: ...
+@overload
+def odeint(func: Callable[[Tensor, Any], Any], y0: tuple[Tensor, ...], t: Union[Tensor, Sequence[float]], *,
+           method: str = ..., rtol: Tolerance = ..., atol: Tolerance = ..., step_size: Optional[float] = ...,
+           max_steps: int = ..., options: Optional[Mapping[str, Any]] = ...,
+           return_stats: Literal[True]) -> tuple[tuple[Tensor, ...], SolveStats]: ...
+def odeint(
+    func: Callable[[Tensor, Any], Any],
+    y0: State,
+    t: Union[Tensor, Sequence[float]],
+    *,
+    method: str = "dopri5",
+    rtol: Tolerance = 1e-7,
+    atol: Tolerance = 1e-9,
+    step_size: Optional[float] = None,
+    max_steps: int = 10_000,
+    options: Optional[Mapping[str, Any]] = None,
+    return_stats: bool = False,
+) -> Union[State, tuple[State, SolveStats]]:
+    """Solve ``dy/dt = func(t, y)``, ``y(t[0]) = y0``, and return ``y`` at every time in ``t``.
+
+    Args:
+        func: the vector field, called as ``func(t, y)`` with a 0-dim time tensor and a state like y0.
+        y0: the initial state: a floating-point tensor of any shape, or a tuple of such tensors (one dtype
+            and device) for a structured state, in which case ``func`` returns a tuple of the same shapes.
+        t: 1-D, strictly increasing or strictly decreasing times; ``t[0]`` is the initial time. It is cast to
+            y0's dtype (an error says so if that cast would make two times equal).
+        method: ``"euler"``, ``"midpoint"``, ``"rk4"``, ``"rk38"`` (fixed steps) or ``"dopri5"`` (adaptive).
+        rtol, atol: relative and absolute tolerances of the adaptive method: numbers, or for a tuple state
+            one number per part. A tuple state's error is measured part by part (the largest of the parts'
+            RMS norms), so a small part is held to its tolerance however large the others are.
+        step_size: the step of a fixed-step method; without it, the steps are the gaps of ``t``.
+        max_steps: budget of steps. Adaptive: accepted plus rejected; fixed: the grid is refused up front if
+            it has more steps than this.
+        options: torchdiffeq-style options, ``{"step_size", "max_num_steps", "first_step"}``, so that a call
+            written for ``torchdiffeq.odeint`` runs unchanged.
+        return_stats: also return a :class:`SolveStats` (function evaluations, steps, step sizes).
+
+    Returns:
+        A tensor of shape ``(len(t), *y0.shape)`` (a tuple of them for a tuple state), and the
+        :class:`SolveStats` if asked for.
+
+    Output times and gradients, as in torchdiffeq:
+
+    - With ``step_size``, a fixed-step method steps from ``t[0]`` in steps of ``h`` (the last one shortened to
+      land on ``t[-1]``) and reads an output time that falls *inside* a step off the straight line between the
+      step's ends: linear interpolation, first-order accurate, whatever the method's order. dopri5 fills such
+      times with its fourth-order dense output.
+    - ``loss.backward()`` differentiates through every operation of the solve (backpropagation). The
+      adaptive solver chooses its steps with Python floats, outside the graph, so gradients reach ``y0`` and
+      the field's parameters but not ``t``: ``t.grad`` stays None. :func:`nodelib.adjoint.odeint_adjoint`
+      gives ``dL/dt`` too.
+
+    Raises:
+        TypeError, ValueError: for input that is not what is described above (the message says what).
+        StepBudgetExceeded: when the solve needs more than ``max_steps`` steps.
+        StepSizeUnderflow: when the adaptive step size shrinks to round-off (the error control cannot be met).
+        FloatingPointError: when a fixed-step solution becomes NaN or infinite (an unstable step size), or the
+            field itself returns NaN or infinite values.
+    """
+    structure = Structure(y0)
+    flat0 = structure.flatten(y0)
+    t = checks.check_time_grid(t, flat0)
+    method = check_method(method)
+    step_size, max_steps, first_step = merge_options(step_size, max_steps, options)
+    stats = SolveStats(method=method)
+    ys = solve_flat(structure.wrap(func), flat0, t, method, structure.tolerance("rtol", rtol),
+                    structure.tolerance("atol", atol), step_size, max_steps, first_step, stats, structure.norm())
+    out = structure.unflatten(ys)
+    return (out, stats) if return_stats else out
 
 
 def estimate_order(step_sizes: Sequence[float], errors: Sequence[float]) -> float:

@@ -16,6 +16,8 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from ._impl.checks import check_positive_int
+
 
 @dataclass
 class History:
@@ -65,8 +67,7 @@ def train(
     Raises:
         FloatingPointError: if the loss becomes NaN or infinite (with the step at which it happened).
     """
-    if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1:
-        raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}")
+    check_positive_int("n_steps", n_steps)
     for name, every in (("eval_every", eval_every), ("snapshot_every", snapshot_every)):
         if every < 0:
             raise ValueError(f"{name} must be >= 0 (0 turns it off), got {every}")

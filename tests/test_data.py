@@ -5,8 +5,18 @@ import pytest
 import torch
 
 from nodelib import odeint
-from nodelib.data import (A_CAPELL, A_FACCI, add_noise, bidirectional_spirals, cubic_trajectory, irregular_times,
-                          linear_interpolation, linear_trajectory, split_in_time, windows)
+from nodelib.data import (
+    A_CAPELL,
+    A_FACCI,
+    add_noise,
+    bidirectional_spirals,
+    cubic_trajectory,
+    irregular_times,
+    linear_interpolation,
+    linear_trajectory,
+    split_in_time,
+    windows,
+)
 
 F64 = torch.float64
 

@@ -34,6 +34,39 @@ def test_negative_elbo_by_hand():
         negative_elbo(pred, x, mean, logvar, 0.0)
 
 
+def test_kl_term_matches_torch_distributions():
+    """The ELBO's KL term is KL(N(mean, exp(logvar)) || N(0, 1)), summed over latent dimensions."""
+    g = torch.Generator().manual_seed(0)
+    mean, logvar = torch.randn(4, 3, generator=g), torch.randn(4, 3, generator=g)
+    pred = x = torch.zeros(2, 4, 1)
+    nll_only = negative_elbo(pred, x, torch.zeros(4, 3), torch.zeros(4, 3), 0.5)
+    kl = negative_elbo(pred, x, mean, logvar, 0.5) - nll_only
+    q = torch.distributions.Normal(mean, (0.5 * logvar).exp())
+    p = torch.distributions.Normal(torch.zeros(4, 3), torch.ones(4, 3))
+    expected = torch.distributions.kl_divergence(q, p).sum(-1).mean()
+    assert kl.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert (negative_elbo(pred, x, mean, logvar, 0.5, kl_weight=0.0) - nll_only).abs().item() < 1e-6
+
+
+def test_the_encoder_reads_the_observations_backwards_in_time():
+    """The GRU runs from the last observation to the first, so its state ends on x(t0): the encoding of z0 is
+    exactly a GRU loop over the reversed sequence."""
+    seed_everything(0)
+    model = LatentODE(obs_dim=2, latent_dim=3)
+    x, t = torch.randn(6, 4, 2), torch.linspace(0, 1, 6)
+    mean, logvar = model.encode(x, t)
+    reversed_mean, _ = model.encode(x.flip(0), t)
+    assert not torch.allclose(mean, reversed_mean)
+    # the same by hand: feed (x_k, gap to the next time) for k = T-1, ..., 0, one GRU step at a time
+    gru, h = model.encoder, None
+    gaps = list(torch.diff(t).tolist()) + [0.0]
+    for k in reversed(range(len(t))):
+        step_in = torch.cat([x[k], torch.full((4, 1), gaps[k])], dim=-1)[None]
+        _, h = gru(step_in, h)
+    by_hand, _ = model.to_posterior(h[-1]).chunk(2, dim=-1)
+    torch.testing.assert_close(mean, by_hand)
+
+
 def test_trained_latent_ode_beats_linear_interpolation_on_held_out_points():
     seed_everything(0)
     data = bidirectional_spirals(300, 60, 6.0, 0.1, seed=3)

@@ -8,7 +8,6 @@ import re
 
 import pytest
 import yaml
-
 from conftest import CHAPTERS, ROOT, load_notebook
 
 ABSOLUTE_PATH = re.compile(r"(/work/|/tmp/|/root/|/home/\w+/|/Users/\w+/|[A-Z]:\\\\Users)")

@@ -7,7 +7,6 @@ import sys
 import tomllib
 
 import yaml
-
 from conftest import ROOT
 
 
@@ -42,3 +41,11 @@ def test_tasks_without_a_command_prints_usage():
     result = subprocess.run([sys.executable, str(ROOT / "tasks.py")], capture_output=True, text=True)
     assert result.returncode == 2
     assert "python3 tasks.py book" in result.stdout
+
+
+def test_ruff_and_mypy_are_clean():
+    """The rule set in pyproject.toml ([tool.ruff.lint]) and mypy over nodelib/ report nothing."""
+    ruff = subprocess.run([sys.executable, "-m", "ruff", "check", "nodelib", "tests"], cwd=ROOT, capture_output=True, text=True)
+    assert ruff.returncode == 0, ruff.stdout[-3000:]
+    mypy = subprocess.run([sys.executable, "-m", "mypy"], cwd=ROOT, capture_output=True, text=True)
+    assert mypy.returncode == 0, mypy.stdout[-3000:]

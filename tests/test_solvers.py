@@ -8,8 +8,8 @@ import torch
 import torchdiffeq
 
 from nodelib import StepBudgetExceeded, odeint
-from nodelib.solvers import FIXED_STEP_METHODS, estimate_order, fixed_step_count
 from nodelib._impl.rk import DOPRI5, DOPRI5_MID, EULER, MIDPOINT, RK4, RK38, quartic_interpolant
+from nodelib.solvers import FIXED_STEP_METHODS, estimate_order, fixed_step_count
 
 F64 = torch.float64
 A = torch.tensor([[-0.1, 2.0], [-2.0, -0.1]], dtype=F64)  # the spiral of seed 003, section 4.3.2
@@ -222,8 +222,10 @@ def test_bad_initial_state():
         odeint(spiral, torch.tensor([1, 2]), _t(0.0, 1.0))
     with pytest.raises(ValueError, match="NaN or infinite"):
         odeint(spiral, torch.tensor([float("inf"), 0.0], dtype=F64), _t(0.0, 1.0))
-    with pytest.raises(TypeError, match="single torch.Tensor"):
-        odeint(spiral, (Y0, Y0), _t(0.0, 1.0))
+    with pytest.raises(TypeError, match=r"y0\[1\] must have a floating-point dtype"):
+        odeint(spiral, (Y0, torch.tensor([1, 2])), _t(0.0, 1.0))
+    with pytest.raises(ValueError, match="empty tuple"):
+        odeint(spiral, (), _t(0.0, 1.0))
     with pytest.raises(TypeError, match="torch.Tensor"):
         odeint(spiral, [2.0, 0.0], _t(0.0, 1.0))
 
@@ -292,3 +294,196 @@ def test_public_tableaus_take_steps_by_hand():
     by_hand, ks = rk_step(spiral, TABLEAUS["rk4"], torch.tensor(0.0, dtype=F64), Y0, h)
     assert len(ks) == 4
     assert torch.equal(by_hand, odeint(spiral, Y0, torch.tensor([0.0, 0.1], dtype=F64), method="rk4")[-1])
+
+
+# --- order conditions, exactly: every tableau has the order it claims, and not one more ----------------------
+
+def _trees(order: int) -> list:
+    """All rooted trees with ``order`` vertices, each as a sorted tuple of its children's subtrees."""
+    if order == 1:
+        return [()]
+    found = set()
+
+    def forests(n: int, max_tree=None) -> list:
+        # multisets of trees with n vertices in all, as non-increasing tuples
+        if n == 0:
+            return [()]
+        out = []
+        for k in range(1, n + 1):
+            for tree in _trees(k):
+                if max_tree is not None and (k, tree) > max_tree:
+                    continue
+                for rest in forests(n - k, (k, tree)):
+                    out.append(((k, tree),) + rest)
+        return out
+
+    for forest in forests(order - 1):
+        found.add(tuple(sorted((t for _, t in forest), key=repr)))
+    return sorted(found, key=repr)
+
+
+def _size(tree) -> int:
+    return 1 + sum(_size(c) for c in tree)
+
+
+def _gamma(tree) -> int:
+    out = _size(tree)
+    for c in tree:
+        out *= _gamma(c)
+    return out
+
+
+def _stage_weights(tb, tree, b):
+    from fractions import Fraction
+
+    s = len(b)
+    A = [[Fraction(0)] * s for _ in range(s)]
+    for i, row in enumerate(tb.a):
+        for j, a in enumerate(row):
+            A[i][j] = Fraction(a)
+
+    def u(t):
+        vec = [Fraction(1)] * s
+        for child in t:
+            inner = u(child)
+            vec = [vec[i] * sum(A[i][j] * inner[j] for j in range(s)) for i in range(s)]
+        return vec
+
+    return sum(Fraction(bi) * ui for bi, ui in zip(b, u(tree)))
+
+
+def test_rooted_trees_are_counted_right():
+    assert [len(_trees(n)) for n in range(1, 7)] == [1, 1, 2, 4, 9, 20]
+
+
+@pytest.mark.parametrize("tb", [EULER, MIDPOINT, RK4, RK38, DOPRI5])
+def test_tableaus_meet_every_order_condition_up_to_their_order_and_no_further(tb):
+    from fractions import Fraction
+
+    def order_of(b):
+        p = 0
+        while p < 7 and all(_stage_weights(tb, t, b) == Fraction(1, _gamma(t)) for t in _trees(p + 1)):
+            p += 1
+        return p
+
+    assert order_of(tb.b) == tb.order
+    if tb.b_hat is not None:
+        assert order_of(tb.b_hat) == tb.order - 1  # the embedded solution of Dormand-Prince is fourth order
+
+
+# --- accuracy on a field that depends on time: a stage at the wrong time loses the order ---------------------
+
+def gaussian_field(t, y):
+    return -2 * t * y  # y(t) = y0 exp(-t^2)
+
+
+@pytest.mark.parametrize("method,order", [("euler", 1), ("midpoint", 2), ("rk4", 4), ("rk38", 4)])
+def test_fixed_step_order_on_a_time_dependent_field(method, order):
+    T, y0 = 1.5, torch.ones(1, dtype=F64)
+    hs = [0.02, 0.01, 0.005, 0.0025] if order < 4 else [0.1, 0.05, 0.025, 0.0125]
+    errs = [abs(odeint(gaussian_field, y0, [0.0, T], method=method, step_size=h)[-1, 0].item() - math.exp(-T * T))
+            for h in hs]
+    assert abs(estimate_order(hs, errs) - order) < 0.15
+
+
+def test_dopri5_is_fifth_order_with_fixed_steps_on_a_time_dependent_field():
+    from nodelib.solvers import rk_step
+
+    def solve(n):
+        y, t = torch.ones(1, dtype=F64), torch.tensor(0.0, dtype=F64)
+        h = torch.tensor(1.5 / n, dtype=F64)
+        for _ in range(n):
+            y, _ = rk_step(gaussian_field, DOPRI5, t, y, h)
+            t = t + h
+        return abs(y[0].item() - math.exp(-2.25))
+
+    ns = [8, 16, 32, 64]
+    assert abs(estimate_order([1.5 / n for n in ns], [solve(n) for n in ns]) - 5) < 0.3
+
+
+def test_dopri5_accuracy_on_a_time_dependent_field_and_a_start_away_from_zero():
+    ys = odeint(gaussian_field, torch.ones(1, dtype=F64) * math.exp(-1.0), [1.0, 2.0, 3.0], rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(ys[:, 0], torch.exp(-torch.tensor([1.0, 4.0, 9.0], dtype=F64)), rtol=1e-8, atol=1e-12)
+
+
+# --- the step-size controller: exponent, clamps, and a problem that makes it reject steps ----------------------
+
+def test_step_factor_is_safety_times_ratio_to_minus_one_over_the_order():
+    from nodelib._impl.dopri5 import DFACTOR, IFACTOR, SAFETY, step_factor
+
+    assert step_factor(0.5, 5) == pytest.approx(SAFETY * 0.5 ** (-1 / 5), rel=1e-15)
+    assert step_factor(2.0, 5) == pytest.approx(SAFETY * 2.0 ** (-1 / 5), rel=1e-15)
+    assert step_factor(1e-12, 5) == IFACTOR and step_factor(0.0, 5) == IFACTOR
+    assert step_factor(1e6, 5) == DFACTOR
+    assert step_factor(1.0001, 5) <= 1.0  # a rejected step never grows
+
+
+def test_van_der_pol_makes_dopri5_reject_steps_and_it_stays_accurate():
+    mu = 5.0
+    vdp = lambda t, y: torch.stack([y[1], mu * (1 - y[0] ** 2) * y[1] - y[0]])
+    y0, t = torch.tensor([2.0, 0.0], dtype=F64), torch.tensor([0.0, 10.0], dtype=F64)
+    ys, stats = odeint(vdp, y0, t, rtol=1e-6, atol=1e-6, return_stats=True)
+    reference = torchdiffeq.odeint(vdp, y0, t, rtol=1e-12, atol=1e-12, method="dopri8")
+    assert stats.n_rejected >= 5
+    assert stats.nfe == 2 + 6 * (stats.n_steps + stats.n_rejected)  # initial f, Hairer's trial f, 6 per try
+    assert (ys[-1] - reference[-1]).abs().max() < 1e-4
+    assert sum(abs(h) for h in stats.step_sizes) == pytest.approx(10.0, rel=1e-12)
+
+
+# --- the fixed grid: a partial last step is taken, never dropped; the budget is checked up front -------------
+
+def test_a_step_that_does_not_divide_the_span_ends_in_a_shorter_step():
+    ys, stats = odeint(gaussian_field, torch.ones(1, dtype=F64), [0.0, 1.0], method="rk4", step_size=0.3,
+                       return_stats=True)
+    assert stats.step_starts == pytest.approx([0.0, 0.3, 0.6, 0.9]) and stats.step_sizes[-1] == pytest.approx(0.1)
+    assert abs(ys[-1, 0].item() - math.exp(-1.0)) < 1e-3
+    assert fixed_step_count(torch.tensor([0.0, 1.0]), 0.1) == 10  # 1.0 / 0.1 forgiven its round-off
+
+
+def test_fixed_step_budget_is_checked_before_anything_is_allocated():
+    with pytest.raises(StepBudgetExceeded, match="takes 1,000,000,000,000 steps, more than max_steps=10,000"):
+        odeint(spiral, Y0, [0.0, 1.0], method="euler", step_size=1e-12)
+    assert odeint(spiral, Y0, [0.0, 1.0], method="euler", step_size=1e-4, max_steps=10_000).shape == (2, 2)
+    with pytest.raises(StepBudgetExceeded, match="max_steps=5"):
+        odeint(spiral, Y0, [0.0, 1.0], method="rk4", options={"step_size": 0.1, "max_num_steps": 5})
+
+
+def test_max_num_steps_option_is_honoured_by_dopri5():
+    with pytest.raises(StepBudgetExceeded, match="max_steps=3"):
+        odeint(spiral, Y0, [0.0, 20.0], options={"max_num_steps": 3})
+
+
+# --- library errors say what happened ---------------------------------------------------------------------
+
+def test_step_size_underflow_is_its_own_error():
+    from nodelib import StepSizeUnderflow
+
+    blow_up = lambda t, y: y**2  # y = 1 / (1 - t) leaves every bound at t = 1
+    with pytest.raises(StepSizeUnderflow, match="underflowed") as caught:
+        odeint(blow_up, torch.ones(1, dtype=F64), [0.0, 2.0], max_steps=100_000)
+    assert not isinstance(caught.value, StepBudgetExceeded)
+
+
+def test_non_finite_field_values_are_reported_as_such():
+    nan_after_half = lambda t, y: y * (torch.nan if float(t) > 0.5 else 1.0)
+    with pytest.raises(FloatingPointError, match="returned NaN or infinite values"):
+        odeint(nan_after_half, torch.ones(1, dtype=F64), [0.0, 1.0])
+    with pytest.raises(FloatingPointError, match="at the initial state"):
+        odeint(lambda t, y: y * torch.inf, torch.ones(1, dtype=F64), [0.0, 1.0])
+
+
+def test_a_float64_grid_merged_by_the_cast_to_a_float32_state_is_refused():
+    t = torch.tensor([1000.0, 1000.00001, 1000.00002], dtype=F64)
+    with pytest.raises(ValueError, match="some times of the grid become equal"):
+        odeint(spiral, Y0.float(), t, method="euler")
+    assert odeint(spiral, Y0, t, method="euler").shape == (3, 2)  # a float64 state keeps them apart
+
+
+def test_output_inside_a_step_is_linear_interpolation_and_t_gets_no_gradient_through_dopri5():
+    ys = odeint(gaussian_field, torch.ones(1, dtype=F64), [0.0, 0.25, 0.5], method="rk4", step_size=0.5)
+    end = odeint(gaussian_field, torch.ones(1, dtype=F64), [0.0, 0.5], method="rk4", step_size=0.5)[-1]
+    torch.testing.assert_close(ys[1], (1 + end) / 2)  # the straight line, as the docstring says
+    t = torch.tensor([0.0, 1.0], dtype=F64, requires_grad=True)
+    y0 = torch.ones(1, dtype=F64, requires_grad=True)
+    odeint(gaussian_field, y0, t)[-1].sum().backward()
+    assert t.grad is None and y0.grad is not None

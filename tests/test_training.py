@@ -17,7 +17,16 @@ def test_train_minimises_and_records():
     assert history.final_loss < 1e-8 and len(history.losses) == 100
     assert history.eval_steps == [25, 50, 75, 100] and history.evals["w"][-1] == pytest.approx(1.0)
     assert [s for s, _ in history.snapshots] == [50, 100]
-    assert history.seconds == sorted(history.seconds)
+    assert len(history.seconds) == 100 and history.steps == list(range(1, 101))
+
+
+def test_gradient_clipping_bounds_the_step():
+    """With SGD at lr 1, the first step moves w by exactly the clipped gradient (norm 0.5, not 40)."""
+    w = nn.Parameter(torch.tensor([3.0, 4.0]))
+    train(lambda step: 4 * (w**2).sum(), torch.optim.SGD([w], lr=1.0), 1, clip_grad_norm=0.5, progress=False)
+    moved = torch.tensor([3.0, 4.0]) - w.detach()
+    assert moved.norm().item() == pytest.approx(0.5, rel=1e-6)
+    torch.testing.assert_close(moved / moved.norm(), torch.tensor([0.6, 0.8]))
 
 
 def test_train_stops_on_a_non_finite_loss():

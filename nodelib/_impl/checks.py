@@ -8,21 +8,29 @@ import torch
 from torch import Tensor
 
 
-def check_state(y0: Any) -> Tensor:
-    if isinstance(y0, (tuple, list)):
-        raise TypeError(
-            "y0 must be a single torch.Tensor; nodelib's teaching solvers do not take tuples of tensors. "
-            "Concatenate the parts (torch.cat of flattened pieces) or use torchdiffeq.odeint, which does."
-        )
+def check_positive_int(name: str, value: Any, *, minimum: int = 1) -> int:
+    """``value`` if it is an integer (not a bool) ``>= minimum``; otherwise a ValueError that names it."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        what = {0: "a non-negative integer", 1: "a positive integer"}.get(minimum, f"an integer >= {minimum}")
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+    return value
+
+
+def check_tensor_state(y0: Any, name: str = "y0") -> Tensor:
     if not isinstance(y0, Tensor):
-        raise TypeError(f"y0 must be a torch.Tensor, got {type(y0).__name__}")
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(y0).__name__}")
     if not y0.is_floating_point():
-        raise TypeError(f"y0 must have a floating-point dtype (float32 or float64), got {y0.dtype}")
+        raise TypeError(f"{name} must have a floating-point dtype (float32 or float64), got {y0.dtype}")
     if y0.numel() == 0:
-        raise ValueError(f"y0 is empty (shape {tuple(y0.shape)}): there is no state to integrate")
+        raise ValueError(f"{name} is empty (shape {tuple(y0.shape)}): there is no state to integrate")
     if not torch.isfinite(y0).all():
-        raise ValueError("y0 contains NaN or infinite values; the initial state must be finite")
+        raise ValueError(f"{name} contains NaN or infinite values; the initial state must be finite")
     return y0
+
+
+def check_state(y0: Any) -> Tensor:
+    """A single-tensor state (structured states are flattened by :mod:`nodelib._impl.structure` first)."""
+    return check_tensor_state(y0)
 
 
 def check_time_grid(t: Any, y0: Tensor) -> Tensor:
@@ -40,16 +48,26 @@ def check_time_grid(t: Any, y0: Tensor) -> Tensor:
         raise TypeError("t must be real")
     if t.device != y0.device:
         raise ValueError(f"t is on {t.device} but y0 is on {y0.device}; put both on the same device")
-    t = t.to(y0.dtype)
     if not torch.isfinite(t).all():
         raise ValueError("t contains NaN or infinite values; the time grid must be finite")
-    dt = t[1:] - t[:-1]
-    if not ((dt > 0).all() or (dt < 0).all()):
+    if not _strictly_monotone(t):
         raise ValueError(
             "t must be strictly increasing or strictly decreasing (no repeated times, no change of "
             f"direction); got {_short(t)}"
         )
-    return t
+    cast = t.to(y0.dtype)
+    if not _strictly_monotone(cast):
+        raise ValueError(
+            f"t is {t.dtype} and the state is {y0.dtype}; cast to {y0.dtype}, as the solver must, some times of "
+            f"the grid become equal ({_short(cast)}). Use a {t.dtype} state, or a grid whose times differ by "
+            f"more than {y0.dtype}'s resolution"
+        )
+    return cast
+
+
+def _strictly_monotone(t: Tensor) -> bool:
+    dt = t[1:] - t[:-1]
+    return bool((dt > 0).all() or (dt < 0).all())
 
 
 def check_positive(name: str, value: Any, *, allow_none: bool = False) -> Any:
@@ -67,9 +85,7 @@ def check_positive(name: str, value: Any, *, allow_none: bool = False) -> Any:
 
 
 def check_max_steps(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"max_steps must be a positive integer, got {value!r}")
-    return value
+    return check_positive_int("max_steps", value)
 
 
 def checked_func(func: Callable[[Tensor, Tensor], Tensor], y0: Tensor) -> Callable[[Tensor, Tensor], Tensor]:
@@ -99,5 +115,6 @@ def checked_func(func: Callable[[Tensor, Tensor], Tensor], y0: Tensor) -> Callab
 def _short(t: Tensor) -> str:
     values = t.detach().cpu().tolist()
     if len(values) > 8:
-        return "[" + ", ".join(f"{v:g}" for v in values[:4]) + ", ..., " + ", ".join(f"{v:g}" for v in values[-2:]) + "]"
-    return "[" + ", ".join(f"{v:g}" for v in values) + "]"
+        head = ", ".join(f"{v:.9g}" for v in values[:4])
+        return "[" + head + ", ..., " + ", ".join(f"{v:.9g}" for v in values[-2:]) + "]"
+    return "[" + ", ".join(f"{v:.9g}" for v in values) + "]"

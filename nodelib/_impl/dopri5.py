@@ -12,7 +12,7 @@ so the step sizes are chosen by accuracy alone, not by how densely the output is
 """
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 import torch
 from torch import Tensor
@@ -21,34 +21,57 @@ from .rk import DOPRI5, DOPRI5_MID, combine, quartic_interpolant, rk_step
 from .stats import SolveStats
 
 Func = Callable[[Tensor, Tensor], Tensor]
+Norm = Callable[[Tensor], Tensor]
+Tol = Union[float, Tensor]
 
 SAFETY = 0.9
+assert DOPRI5.b_hat is not None
+#: weights of the local error estimate: fifth-order minus embedded fourth-order solution
+ERROR_WEIGHTS = [b - bh for b, bh in zip(DOPRI5.b, DOPRI5.b_hat)]
 IFACTOR = 10.0  # largest growth of the step size from one step to the next
 DFACTOR = 0.2  # largest shrink
 
 
 class StepBudgetExceeded(RuntimeError):
-    """An adaptive solve needed more steps than ``max_steps`` allowed."""
+    """A solve needed more steps than ``max_steps`` allowed (adaptive: during the solve; fixed: up front)."""
 
 
-def _rms(x: Tensor) -> float:
-    return float(x.detach().pow(2).mean().sqrt())
+class StepSizeUnderflow(RuntimeError):
+    """The adaptive step size shrank to round-off level: the error control cannot be met at that point."""
 
 
-def _error_ratio(err: Tensor, y: Tensor, y_new: Tensor, rtol: float, atol: float) -> float:
+def _rms(x: Tensor) -> Tensor:
+    return x.detach().pow(2).mean().sqrt()
+
+
+def _error_ratio(err: Tensor, y: Tensor, y_new: Tensor, rtol: Tol, atol: Tol, norm: Norm) -> float:
     scale = atol + rtol * torch.maximum(y.detach().abs(), y_new.detach().abs())
-    return _rms(err / scale)
+    return float(norm(err.detach() / scale))
 
 
-def initial_step(func: Func, t0: float, y0: Tensor, f0: Tensor, direction: float, rtol: float, atol: float, order: int) -> float:
+def step_factor(ratio: float, order: int) -> float:
+    """The next step over this one: ``safety * ratio**(-1/order)``, clamped to ``[DFACTOR, IFACTOR]``.
+
+    The local error of a method of order p (its embedded pair's order p - 1 sets the estimate; the exponent
+    uses p, as torchdiffeq and Hairer's DOPRI5 do) scales like h**p, so this factor aims the next error ratio at
+    about ``safety**p``. After a rejected step (ratio > 1) the step never grows.
+    """
+    if ratio == 0:
+        return IFACTOR
+    factor = min(IFACTOR, max(DFACTOR, SAFETY * ratio ** (-1.0 / order)))
+    return min(factor, 1.0) if ratio > 1.0 else factor
+
+
+def initial_step(func: Func, t0: float, y0: Tensor, f0: Tensor, direction: float, rtol: Tol, atol: Tol, order: int,
+                 norm: Norm = _rms) -> float:
     """Hairer, Nørsett & Wanner's starting step (Solving ODEs I, §II.4): two evaluations of f in all."""
     scale = atol + rtol * y0.detach().abs()
-    d0 = _rms(y0 / scale)
-    d1 = _rms(f0 / scale)
+    d0 = float(norm(y0.detach() / scale))
+    d1 = float(norm(f0.detach() / scale))
     h0 = 1e-6 if d0 < 1e-5 or d1 < 1e-5 else 0.01 * d0 / d1
     y1 = y0 + direction * h0 * f0
     f1 = func(torch.as_tensor(t0 + direction * h0, dtype=y0.dtype, device=y0.device), y1)
-    d2 = _rms((f1 - f0) / scale) / h0
+    d2 = float(norm((f1 - f0).detach() / scale)) / h0
     if max(d1, d2) <= 1e-15:
         h1 = max(1e-6, h0 * 1e-3)
     else:
@@ -60,12 +83,14 @@ def integrate_dopri5(
     func: Func,
     y0: Tensor,
     t: Tensor,
-    rtol: float,
-    atol: float,
+    rtol: Tol,
+    atol: Tol,
     max_steps: int,
     first_step: Optional[float],
     stats: SolveStats,
+    norm: Optional[Norm] = None,
 ) -> Tensor:
+    norm = norm or _rms
     times = [float(v) for v in t.detach().cpu()]
     t_end = times[-1]
     direction = 1.0 if t_end > times[0] else -1.0
@@ -76,8 +101,9 @@ def integrate_dopri5(
 
     t_now, y = times[0], y0
     f_now = func(as_time(t_now), y)
+    _check_finite_field(f_now, t_now)
     if first_step is None:
-        h = initial_step(func, t_now, y, f_now, direction, rtol, atol, DOPRI5.order)
+        h = initial_step(func, t_now, y, f_now, direction, rtol, atol, DOPRI5.order, norm)
     else:
         h = first_step
     h = min(h, abs(t_end - times[0]))
@@ -85,6 +111,7 @@ def integrate_dopri5(
     outputs = [y0]
     j = 1
     tiny = 4 * torch.finfo(dtype).eps
+    nonfinite_trials = 0  # consecutive trial steps rejected because they produced NaN or inf
     while j < len(times):
         if stats.n_steps + stats.n_rejected >= max_steps:
             raise StepBudgetExceeded(
@@ -97,18 +124,25 @@ def integrate_dopri5(
         if h >= remaining * (1 - 1e-12):  # last step: land exactly on the end time
             h = remaining
         if h <= tiny * max(1.0, abs(t_now)):
-            raise StepBudgetExceeded(
+            if nonfinite_trials:
+                raise FloatingPointError(
+                    f"the vector field returned NaN or infinite values at every trial step from t={t_now:g}, "
+                    f"down to a step of {h:.3g}: the field is not finite there (or the solution leaves its domain)"
+                )
+            raise StepSizeUnderflow(
                 f"dopri5's step size underflowed ({h:.3g}) at t={t_now:g}: the error control cannot be met. "
                 "The solution may be blowing up or the vector field may be discontinuous there."
             )
         h_signed = as_time(direction * h)
         y_new, ks = rk_step(func, DOPRI5, as_time(t_now), y, h_signed, f0=f_now)
-        err = combine(torch.zeros_like(y), h_signed, [b - bh for b, bh in zip(DOPRI5.b, DOPRI5.b_hat)], ks)
-        ratio = _error_ratio(err, y, y_new, rtol, atol)
+        err = combine(torch.zeros_like(y), h_signed, ERROR_WEIGHTS, ks)
+        ratio = _error_ratio(err, y, y_new, rtol, atol, norm)
         if ratio != ratio or ratio == float("inf"):  # NaN or inf: the trial step blew up, shrink hard
             stats.n_rejected += 1
+            nonfinite_trials += 1
             h *= DFACTOR
             continue
+        nonfinite_trials = 0
         if ratio <= 1.0:
             t_new = t_end if h == remaining else t_now + direction * h
             f_new = ks[-1]  # FSAL: f(t_new, y_new)
@@ -124,8 +158,10 @@ def integrate_dopri5(
             t_now, y, f_now = t_new, y_new, f_new
         else:
             stats.n_rejected += 1
-        factor = IFACTOR if ratio == 0 else min(IFACTOR, max(DFACTOR, SAFETY * ratio ** (-1.0 / DOPRI5.order)))
-        if ratio > 1.0:
-            factor = min(factor, 1.0)
-        h = h * factor
+        h = h * step_factor(ratio, DOPRI5.order)
     return torch.stack(outputs)
+
+
+def _check_finite_field(f: Tensor, t: float) -> None:
+    if not torch.isfinite(f).all():
+        raise FloatingPointError(f"the vector field returned NaN or infinite values at t={t:g}, at the initial state")

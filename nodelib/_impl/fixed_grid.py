@@ -13,20 +13,42 @@ from typing import Callable, Optional
 import torch
 from torch import Tensor
 
+from .dopri5 import StepBudgetExceeded
 from .rk import ButcherTableau, rk_step
 from .stats import SolveStats
 
 Func = Callable[[Tensor, Tensor], Tensor]
 
 
-def step_grid(t: Tensor, step_size: Optional[float]) -> Tensor:
-    """The times at which a fixed-step solver evaluates its state."""
+def n_fixed_steps(span: float, step_size: float) -> int:
+    """ceil(|span| / h), forgiving the last bit of round-off so that 1.0 / 0.1 takes ten steps, not eleven.
+
+    A span that is not a whole number of steps ends in one shorter step (it is never dropped). torchdiffeq's
+    grid (``ceil(span / h + 1)`` points) agrees except where round-off puts ``span / h`` a hair above a whole
+    number: there it adds a sliver of a step that this grid does not.
+    """
+    ratio = abs(span) / step_size
+    nearest = round(ratio)
+    if nearest >= 1 and abs(ratio - nearest) <= 1e-9 * max(1.0, ratio):
+        return nearest
+    return max(1, math.ceil(ratio))
+
+
+def step_grid(t: Tensor, step_size: Optional[float], max_steps: Optional[int] = None) -> Tensor:
+    """The times at which a fixed-step solver evaluates its state: the one grid builder of nodelib.
+
+    Without a step size the steps are the gaps of ``t``; with ``step_size=h`` they are ``t[0] + k h``, the last
+    point replaced by ``t[-1]``. A grid of more than ``max_steps`` steps is refused before anything is built.
+    """
     if step_size is None:
         return t
     span = (t[-1] - t[0]).item()
-    # ceil(span / h), forgiving the last bit of round-off so that 1.0 / 0.1 takes ten steps, not eleven.
-    ratio = abs(span) / step_size
-    n_steps = max(1, math.ceil(ratio - 1e-9 * max(1.0, ratio)))
+    n_steps = n_fixed_steps(span, step_size)
+    if max_steps is not None and n_steps > max_steps:
+        raise StepBudgetExceeded(
+            f"a fixed step of {step_size:g} over [{t[0].item():g}, {t[-1].item():g}] takes {n_steps:,} steps, more than "
+            f"max_steps={max_steps:,}; use a larger step_size, or raise max_steps if you mean it"
+        )
     direction = 1.0 if span > 0 else -1.0
     k = torch.arange(n_steps + 1, dtype=t.dtype, device=t.device)
     grid = t[0] + k * (direction * step_size)
@@ -86,7 +108,8 @@ def integrate_fixed(
     t: Tensor,
     step_size: Optional[float],
     stats: SolveStats,
+    max_steps: Optional[int] = None,
 ) -> Tensor:
-    grid = step_grid(t, step_size)
+    grid = step_grid(t, step_size, max_steps)
     _, outputs = run_steps(func, tableau, y0, t, grid, range(len(grid) - 1), outputs_per_step(t, grid), stats)
     return torch.stack([y0, *outputs])

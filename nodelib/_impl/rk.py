@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from fractions import Fraction as F
 from typing import Callable, Optional, Sequence
 
-import torch
 from torch import Tensor
 
 Func = Callable[[Tensor, Tensor], Tensor]

@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
 
-from torch import Tensor
+from ..nfe import EvalCounter
 
 
 @dataclass
@@ -21,25 +20,21 @@ class SolveStats:
     """
 
     method: str
-    nfe: int = 0
     n_steps: int = 0
     n_rejected: int = 0
     step_starts: list[float] = field(default_factory=list)
     step_sizes: list[float] = field(default_factory=list)
+    counter: EvalCounter = field(default_factory=EvalCounter, repr=False, compare=False)
+
+    @property
+    def nfe(self) -> int:
+        """Evaluations of ``func`` so far (read live from :attr:`counter`)."""
+        return self.counter.total
 
     def record_step(self, t0: float, h: float) -> None:
         self.n_steps += 1
         self.step_starts.append(t0)
         self.step_sizes.append(h)
-
-    def counting(self, func: Callable[[Tensor, Tensor], Tensor]) -> Callable[[Tensor, Tensor], Tensor]:
-        """Wrap ``func`` so that each call adds one to :attr:`nfe`."""
-
-        def counted(t: Tensor, y: Tensor) -> Tensor:
-            self.nfe += 1
-            return func(t, y)
-
-        return counted
 
     def __str__(self) -> str:
         rejected = f", {self.n_rejected} rejected" if self.n_rejected else ""

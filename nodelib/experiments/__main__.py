@@ -68,7 +68,7 @@ def _run_script(experiment: registry.ScriptExperiment, args: argparse.Namespace)
     if not_taken:
         raise registry_error(f"{experiment.name} has its own options and does not take {', '.join(not_taken)}; "
                              f"see python -m nodelib.experiments.{experiment.module} --help")
-    out = args.out / experiment.name / "result.json"
+    out = args.out / _folder_name(experiment.name, args.smoke) / "result.json"
     argv = ["--out", str(out)] + (["--device", args.device] if args.device else [])
     if experiment.takes_seed:
         argv += ["--seed", str(args.seed)]
@@ -76,6 +76,11 @@ def _run_script(experiment: registry.ScriptExperiment, args: argparse.Namespace)
         argv += list(experiment.smoke_args)
     module = importlib.import_module(f"nodelib.experiments.{experiment.module}")
     return module.main(argv)
+
+
+def _folder_name(name: str, smoke: bool) -> str:
+    """Where a run writes under --out: smoke runs in a folder of their own, never in the full run's way."""
+    return name + ("-smoke" if smoke else "")
 
 
 def _command_line(argv: Optional[list[str]]) -> str:
@@ -107,7 +112,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                         ("--n-test", args.n_test)):
         if value is not None and value < 1:
             raise registry_error(f"{flag} must be >= 1, got {value}")
-    if experiment.kind == "script":
+    if isinstance(experiment, registry.ScriptExperiment):
         return _run_script(experiment, args)
     from .runner import RunError, RunOptions, run_classifier
 
@@ -127,7 +132,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             dist.destroy_process_group()
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"{experiment.name}: test accuracy {result['epochs'][-1]['test_accuracy']:.4f} after "
-              f"{len(result['epochs'])} epochs; results in {args.out / experiment.name}")
+              f"{len(result['epochs'])} epochs; results in {args.out / _folder_name(experiment.name, args.smoke)}")
     return 0
 
 

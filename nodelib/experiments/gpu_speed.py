@@ -27,6 +27,8 @@ from typing import Any
 
 import torch
 
+from nodelib.nfe import backward_counted
+
 CONFIGS: dict[str, dict[str, Any]] = {
     "resnet": {},
     "euler": {"method": "euler", "options": {"step_size": 0.05}, "adjoint": False},
@@ -44,12 +46,7 @@ def _time_path(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, warmup:
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        loss = torch.nn.functional.cross_entropy(model(x), y)
-        if counter is not None:
-            with counter.phase("backward"):
-                loss.backward()
-        else:
-            loss.backward()
+        backward_counted(torch.nn.functional.cross_entropy(model(x), y), counter)
         optimizer.step()
 
     for _ in range(warmup):
@@ -83,16 +80,17 @@ def run(config: str, batch: int, warmup: int, iterations: int, device: torch.dev
     torch.manual_seed(0)
     arch = "resnet" if config == "resnet" else "odenet"
     eager = build_classifier(arch, 1, 10, solver=CONFIGS[config] or None).to(device)
-    fast = copy.deepcopy(eager)
+    fast: Any = copy.deepcopy(eager)
     if arch == "resnet":
-        fast.body = torch.compile(fast.body, **{k: v for k, v in (("mode", compile_mode), ("backend", compile_backend)) if v})
+        compile_kwargs: dict[str, Any] = {k: v for k, v in (("mode", compile_mode), ("backend", compile_backend)) if v}
+        fast.body = torch.compile(fast.body, **compile_kwargs)
         how = "torch.compile of the six blocks"
     else:
         fast.body[0], how = fast_ode_block(fast.body[0], mode=compile_mode, backend=compile_backend)
     generator = torch.Generator().manual_seed(1)
     x = torch.randn(batch, 1, 28, 28, generator=generator).to(device)
     y = torch.randint(0, 10, (batch,), generator=generator).to(device)
-    row = {"config": config, "parameters": count_parameters(eager), "fast_path": how,
+    row: dict[str, Any] = {"config": config, "parameters": count_parameters(eager), "fast_path": how,
            "torchdiffeq": _time_path(eager, x, y, warmup, iterations, device),
            "nodelib_fast": _time_path(fast, x, y, warmup, iterations, device)}
     row["speedup"] = row["torchdiffeq"]["ms_per_iteration"] / row["nodelib_fast"]["ms_per_iteration"]

@@ -1,6 +1,6 @@
 """The shared training loop of the full classification experiments: checkpoints, resume, DDP, atomic results.
 
-A run of experiment ``NAME`` writes into ``OUT/NAME/``:
+A run of experiment ``NAME`` writes into ``OUT/NAME/`` (``OUT/NAME-smoke/`` for ``--smoke``):
 
 - ``checkpoint.pt``: model, optimizer, schedule and history after the last finished epoch, replaced
   atomically every epoch; ``--resume`` continues from it and ends where an uninterrupted run ends (the data
@@ -19,9 +19,6 @@ from __future__ import annotations
 
 import math
 import os
-import resource
-import sys
-import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -32,8 +29,10 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from ..memory import rss_high_water_bytes
+from ..nfe import backward_counted
 from ..utils import count_parameters, get_device
-from ._common import describe_machine, write_json_atomic
+from ._common import atomic_path, describe_machine, write_json_atomic
 from .registry import ClassifierExperiment
 
 
@@ -98,6 +97,8 @@ def _all_sum(values: list[float], world: _World, device: torch.device) -> list[f
 
 def _tensor_data(experiment: ClassifierExperiment, options: RunOptions) -> tuple[Any, Any, dict[str, Any]]:
     """Train and test data as (x, y) tensor pairs or torchvision datasets, and a description of them."""
+    train: Any
+    test: Any
     from .. import datasets
 
     synthetic = options.data == "synthetic" or options.smoke
@@ -167,22 +168,11 @@ def _resolve(experiment: ClassifierExperiment, options: RunOptions) -> Classifie
     return resolved
 
 
-def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _peak_memory_bytes(device: torch.device) -> int:
+    """Peak memory so far: allocated by PyTorch on a GPU, the process's resident-set high-water mark on a CPU."""
     if device.type == "cuda":
         return int(torch.cuda.max_memory_allocated(device))
-    usage = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(usage if sys.platform == "darwin" else usage * 1024)
+    return rss_high_water_bytes()
 
 
 def _plot(path: Path, name: str, epochs: list[dict[str, Any]]) -> None:
@@ -204,14 +194,8 @@ def _plot(path: Path, name: str, epochs: list[dict[str, Any]]) -> None:
     axes[2].legend()
     fig.suptitle(name)
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=80, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def run_classifier(experiment: ClassifierExperiment, options: RunOptions) -> dict[str, Any]:
@@ -233,23 +217,26 @@ def run_classifier(experiment: ClassifierExperiment, options: RunOptions) -> dic
         torch.cuda.set_device(device)
     if config.batch_size % world.size:
         raise RunError(f"the batch size ({config.batch_size}) must be divisible by the number of processes ({world.size})")
-    folder = Path(options.out) / config.name
+    # A smoke run writes to its own folder, so it never stands in the way of the full run (or is resumed by it);
+    # the folder is made by the first write, so a run that fails before its first epoch leaves nothing behind.
+    folder = Path(options.out) / (config.name + ("-smoke" if options.smoke else ""))
     checkpoint_path, result_path = folder / "checkpoint.pt", folder / "result.json"
-    if world.main:
-        folder.mkdir(parents=True, exist_ok=True)
     if checkpoint_path.exists() and not (options.resume or options.fresh):
         raise RunError(f"{checkpoint_path} exists from an earlier run; pass --resume to continue it or --fresh to start over")
 
     train_data, test_data, data_info = _tensor_data(config, options)
-    in_channels, dims = (1, 1) if config.data == "ecg" else (1 if config.data in ("mnist", "digits") else 3, 2)
-    n_classes = 5 if config.data == "ecg" else 10
+    from ..datasets import dataset_info
+
+    info = dataset_info(config.data)
+    n_classes = info.n_classes
     torch.manual_seed(options.seed)
-    model = build_classifier(config.arch, in_channels, n_classes, dims=dims, width=config.width,
+    model = build_classifier(config.arch, info.channels, n_classes, dims=info.dims, width=config.width,
                              stem_kind=config.stem, solver=config.solver or None).to(device)
     counter = model.counter
-    trained = model
+    trained: nn.Module = model
     if world.size > 1:
         trained = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    optimizer: torch.optim.Optimizer
     if config.optimizer == "sgd":
         optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
     elif config.optimizer == "adam":
@@ -304,14 +291,11 @@ def run_classifier(experiment: ClassifierExperiment, options: RunOptions) -> dic
             logits = trained(x)
             loss = loss_fn(logits, y)
             optimizer.zero_grad(set_to_none=True)
+            backward_counted(loss, counter)
             if counter is not None:
-                with counter.phase("backward"):
-                    loss.backward()
                 counts = counter.reset()
                 nfe[0] += counts["forward"]
                 nfe[1] += counts["backward"]
-            else:
-                loss.backward()
             optimizer.step()
             iterations += 1
             sums[0] += float(loss.detach()) * len(y)
@@ -336,9 +320,10 @@ def run_classifier(experiment: ClassifierExperiment, options: RunOptions) -> dic
         }
         history.append(row)
         if world.main:
-            _save_checkpoint(checkpoint_path, {"config": run_config, "epoch": epoch + 1, "model": model.state_dict(),
-                                               "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
-                                               "history": history})
+            with atomic_path(checkpoint_path) as tmp:
+                torch.save({"config": run_config, "epoch": epoch + 1, "model": model.state_dict(),
+                            "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+                            "history": history}, tmp)
             result.update(epochs=history, complete=epoch + 1 == config.epochs,
                           final_test_accuracy=test_accuracy, train_seconds=sum(e["seconds"] for e in history))
             write_json_atomic(result_path, result)
