@@ -128,7 +128,7 @@ def odeint_adjoint(
     rtol: Tolerance = 1e-7,
     atol: Tolerance = 1e-9,
     step_size: Optional[float] = None,
-    max_steps: int = 10_000,
+    max_steps: int = 100_000,
     options: Optional[Mapping[str, Any]] = None,
     adjoint_method: Optional[str] = None,
     adjoint_rtol: Optional[Tolerance] = None,
@@ -212,7 +212,7 @@ def odeint_checkpointed(
     method: str = "rk4",
     step_size: Optional[float] = None,
     checkpoint_every: int = 1,
-    max_steps: int = 10_000,
+    max_steps: int = 100_000,
     return_stats: bool = False,
 ) -> Union[State, tuple[State, SolveStats]]:
     """A fixed-step solve whose backward pass recomputes segments of ``checkpoint_every`` steps.

@@ -61,7 +61,7 @@ class SolverConfig:
     rtol: float = 1e-7
     atol: float = 1e-9
     step_size: Optional[float] = None
-    max_steps: int = 10_000
+    max_steps: int = 100_000
     first_step: Optional[float] = None
     backend: str = "torchdiffeq"
     gradient: str = "backprop"

@@ -124,7 +124,7 @@ def odeint(
     rtol: Tolerance = 1e-7,
     atol: Tolerance = 1e-9,
     step_size: Optional[float] = None,
-    max_steps: int = 10_000,
+    max_steps: int = 100_000,
     options: Optional[Mapping[str, Any]] = None,
     return_stats: bool = False,
 ) -> Union[State, tuple[State, SolveStats]]:
