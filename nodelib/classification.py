@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from ._impl.checks import check_positive_int
+from ._impl.registry import Registry
 from .augment import Augment
 from .blocks import ODEBlock
 from .config import SolverConfig
@@ -52,14 +53,8 @@ class BodySpec:
 
 
 #: Every body :func:`build_classifier` can build, by name. A new architecture is one :func:`register_body`.
-BODIES: dict[str, BodySpec] = {}
-
-
-def register_body(spec: BodySpec) -> BodySpec:
-    if spec.name in BODIES:
-        raise ValueError(f"a body called {spec.name!r} is registered already")
-    BODIES[spec.name] = spec
-    return spec
+BODIES: Registry[BodySpec] = Registry("classifier body")
+register_body = BODIES.register
 
 
 def group_norm(channels: int, max_groups: int = 32) -> nn.GroupNorm:
@@ -232,15 +227,13 @@ def build_classifier(
             a dict changes single settings, e.g. ``{"gradient": "backprop", "rtol": 1e-6}``).
         t1: the end of the integration interval ``[0, t1]``.
     """
-    if arch not in BODIES:
-        raise ValueError(f"arch must be one of {tuple(BODIES)}, got {arch!r}")
     for name, value in (("in_channels", in_channels), ("n_classes", n_classes), ("width", width), ("n_blocks", n_blocks)):
         check_positive_int(name, value)
     if n_classes < 2:
         raise ValueError(f"n_classes must be at least 2, got {n_classes}")
     if not (isinstance(t1, (int, float)) and math.isfinite(t1) and t1 > 0):
         raise ValueError(f"t1 must be a positive finite number, got {t1!r}")
-    spec = BODIES[arch]
+    spec = BODIES.lookup(arch)
     front = stem(dims, in_channels, width, stem_kind)
     if spec.solver is None:
         if solver:

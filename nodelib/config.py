@@ -150,29 +150,23 @@ class SolverConfig:
             changes["step_size"] = None  # a new adaptive method drops the base's step size
         return dataclasses.replace(base, **changes)
 
+    def _torchdiffeq_options(self, method: str, step_size: Optional[float], first_step: Optional[float]) -> dict[str, Any]:
+        # torchdiffeq warns about options a method does not take, so each family gets only its own
+        if method in FIXED_METHODS:
+            return {} if step_size is None else {"step_size": step_size}
+        return {"max_num_steps": self.max_steps, **({} if first_step is None else {"first_step": first_step})}
+
     def torchdiffeq_kwargs(self) -> dict[str, Any]:
         """``method``, ``rtol``, ``atol`` and ``options`` as ``torchdiffeq.odeint`` takes them."""
-        options: dict[str, Any] = {}
-        if self.is_fixed_step:
-            if self.step_size is not None:
-                options["step_size"] = self.step_size
-        else:
-            options["max_num_steps"] = self.max_steps
-            if self.first_step is not None:
-                options["first_step"] = self.first_step
-        return {"method": self.method, "rtol": self.rtol, "atol": self.atol, "options": options}
+        return {"method": self.method, "rtol": self.rtol, "atol": self.atol,
+                "options": self._torchdiffeq_options(self.method, self.step_size, self.first_step)}
 
     def torchdiffeq_adjoint_kwargs(self) -> dict[str, Any]:
-        """The backward solve's settings in ``torchdiffeq.odeint_adjoint``'s names."""
-        backward = self.replace(method=self.adjoint_method or self.method,
-                                rtol=self.adjoint_rtol or self.rtol, atol=self.adjoint_atol or self.atol,
-                                step_size=self.adjoint_step_size or self.step_size
-                                if (self.adjoint_method or self.method) in FIXED_METHODS else None,
-                                adjoint_method=None, adjoint_rtol=None, adjoint_atol=None, adjoint_step_size=None,
-                                gradient="backprop")
-        kwargs = backward.torchdiffeq_kwargs()
-        return {"adjoint_method": kwargs["method"], "adjoint_rtol": kwargs["rtol"], "adjoint_atol": kwargs["atol"],
-                "adjoint_options": kwargs["options"]}
+        """The backward solve's settings in ``torchdiffeq.odeint_adjoint``'s names (unset: the forward ones)."""
+        method = self.adjoint_method or self.method
+        return {"adjoint_method": method, "adjoint_rtol": self.adjoint_rtol or self.rtol,
+                "adjoint_atol": self.adjoint_atol or self.atol,
+                "adjoint_options": self._torchdiffeq_options(method, self.adjoint_step_size or self.step_size, None)}
 
     def nodelib_kwargs(self) -> dict[str, Any]:
         """``method``, ``rtol``, ``atol``, ``step_size``, ``max_steps`` and ``options`` for nodelib's solvers."""

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from ._impl.checks import check_positive_int
+from ._impl.registry import Registry
 
 #: The five heartbeat classes of the MIT-BIH arrhythmia data, in label order (Facci & Zurlo 2022, Table 1).
 HEARTBEAT_CLASSES = ("N: normal", "S: supraventricular premature", "V: premature ventricular",
@@ -30,14 +31,6 @@ HEARTBEAT_CLASSES = ("N: normal", "S: supraventricular premature", "V: premature
 HEARTBEAT_LENGTH = 187
 #: Class proportions of the MIT-BIH training set (Facci & Zurlo 2022, Table 1: 72471, 6431, 5788, 2223, 641).
 MITBIH_PROPORTIONS = (72471 / 87554, 6431 / 87554, 5788 / 87554, 2223 / 87554, 641 / 87554)
-
-#: name -> (channels, height/width, classes, normalisation mean, std) of the image benchmarks.
-IMAGE_DATASETS: dict[str, tuple[int, int, int, tuple[float, ...], tuple[float, ...]]] = {
-    "mnist": (1, 28, 10, (0.1307,), (0.3081,)),
-    "svhn": (3, 32, 10, (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970)),
-    "cifar10": (3, 32, 10, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
-}
-
 
 @dataclass(frozen=True)
 class DatasetInfo:
@@ -49,6 +42,8 @@ class DatasetInfo:
     size: int  # length of a signal, or height = width of an image
     n_classes: int
     description: str
+    mean: tuple[float, ...] = ()  # per-channel normalisation of the image benchmarks (torchvision's loaders)
+    std: tuple[float, ...] = ()
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -56,32 +51,19 @@ class DatasetInfo:
 
 
 #: Every classification data set the experiments know, by name. A new data set is one :func:`register_dataset`.
-DATASETS: dict[str, DatasetInfo] = {}
-
-
-def register_dataset(info: DatasetInfo) -> DatasetInfo:
-    if info.name in DATASETS:
-        raise ValueError(f"a data set called {info.name!r} is registered already")
-    DATASETS[info.name] = info
-    return info
-
-
-def dataset_info(name: str) -> DatasetInfo:
-    """The registered metadata of ``name``; an unknown name is an error that lists the known ones."""
-    if name not in DATASETS:
-        raise ValueError(f"unknown data set {name!r}; known: {', '.join(sorted(DATASETS))}")
-    return DATASETS[name]
-
+DATASETS: Registry[DatasetInfo] = Registry("data set")
+register_dataset = DATASETS.register
+#: The registered metadata of a data set; an unknown name is a ValueError that lists the known ones.
+dataset_info = DATASETS.lookup
 
 register_dataset(DatasetInfo("digits", 2, 1, 8, 10, "scikit-learn's 8x8 handwritten digits"))
 register_dataset(DatasetInfo("ecg", 1, 1, HEARTBEAT_LENGTH, 5, "MIT-BIH heartbeats, 5 classes"))
-register_dataset(DatasetInfo("mnist", 2, 1, 28, 10, "MNIST handwritten digits"))
-register_dataset(DatasetInfo("svhn", 2, 3, 32, 10, "SVHN house numbers"))
-register_dataset(DatasetInfo("cifar10", 2, 3, 32, 10, "CIFAR-10 natural images"))
-
-
-def _check_count(name: str, value: int, minimum: int = 1) -> None:
-    check_positive_int(name, value, minimum=minimum)
+register_dataset(DatasetInfo("mnist", 2, 1, 28, 10, "MNIST handwritten digits", (0.1307,), (0.3081,)))
+register_dataset(DatasetInfo("svhn", 2, 3, 32, 10, "SVHN house numbers", (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970)))
+register_dataset(DatasetInfo("cifar10", 2, 3, 32, 10, "CIFAR-10 natural images", (0.4914, 0.4822, 0.4465),
+                             (0.2470, 0.2435, 0.2616)))
+#: The image benchmarks that torchvision loads (and :func:`synthetic_images` imitates).
+IMAGE_DATASETS = ("mnist", "svhn", "cifar10")
 
 
 def _split(n: int, test_fraction: float, seed: int) -> tuple[Tensor, Tensor]:
@@ -133,7 +115,7 @@ def synthetic_heartbeats(
         proportions: class probabilities (default: balanced; :data:`MITBIH_PROPORTIONS` imitates the real data).
         noise: standard deviation of the white noise added before scaling.
     """
-    _check_count("n", n)
+    check_positive_int("n", n)
     probs = np.full(5, 0.2) if proportions is None else np.asarray(proportions, dtype=float)
     if probs.shape != (5,) or (probs < 0).any() or not math.isclose(probs.sum(), 1.0, rel_tol=1e-6):
         raise ValueError(f"proportions must be 5 non-negative numbers summing to 1, got {proportions!r}")
@@ -225,8 +207,9 @@ def synthetic_images(name: str, n: int, seed: int = 0, noise: float = 1.0) -> tu
     """
     if name not in IMAGE_DATASETS:
         raise ValueError(f"unknown image data set {name!r}; expected one of {sorted(IMAGE_DATASETS)}")
-    _check_count("n", n)
-    channels, size, classes, _, _ = IMAGE_DATASETS[name]
+    check_positive_int("n", n)
+    info = DATASETS[name]
+    channels, size, classes = info.channels, info.size, info.n_classes
     generator = torch.Generator().manual_seed(seed)
     coarse = torch.randn(classes, channels, 4, 4, generator=torch.Generator().manual_seed(12345))
     templates = torch.nn.functional.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False)
@@ -253,7 +236,8 @@ def image_dataset(name: str, root: Union[str, Path], train: bool, download: bool
         from torchvision import transforms
     except ImportError as exc:
         raise ImportError("image_dataset() needs torchvision: pip install 'nodelib[experiments]'") from exc
-    channels, size, _, mean, std = IMAGE_DATASETS[name]
+    info = DATASETS[name]
+    size, mean, std = info.size, info.mean, info.std
     steps: list = []
     if augment and train:
         steps.append(transforms.RandomCrop(size, padding=4))

@@ -177,10 +177,13 @@ class _CompiledFieldBlock(nn.Module):
         super().__init__()
         self.field = block.field
         inner, counter = _inner_field(block)
-        self._block = [block]
         self._call = [compiled(inner.forward)]
         self._counter = [counter]
         self._no_donation = block.solver.gradient == "adjoint"
+        # the block's own solve around the compiled field; kept in a list, so its keys are not registered twice
+        twin = ODEBlock(_ParamsField(self._field, block._module()), block.t0, block.t1, solver=block.solver)
+        twin.counter = block.counter
+        self._twin = [twin]
 
     def _field(self, t: Tensor, z: Any) -> Any:
         counter = self._counter[0]
@@ -197,10 +200,7 @@ class _CompiledFieldBlock(nn.Module):
         return self._call[0](t, z)
 
     def forward(self, z: Tensor) -> Tensor:
-        block = self._block[0]
-        twin = ODEBlock(_ParamsField(self._field, block._module()), block.t0, block.t1, solver=block.solver)
-        twin.counter = block.counter
-        return twin(z)
+        return self._twin[0](z)
 
 
 class _ParamsField(nn.Module):

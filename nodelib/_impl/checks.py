@@ -28,11 +28,6 @@ def check_tensor_state(y0: Any, name: str = "y0") -> Tensor:
     return y0
 
 
-def check_state(y0: Any) -> Tensor:
-    """A single-tensor state (structured states are flattened by :mod:`nodelib._impl.structure` first)."""
-    return check_tensor_state(y0)
-
-
 def check_time_grid(t: Any, y0: Tensor) -> Tensor:
     """A 1-D, finite, strictly monotone grid of at least two times, cast to y0's dtype and device."""
     if not isinstance(t, Tensor):

@@ -61,10 +61,6 @@ class Structure:
         lead = flat.shape[:-1]
         return tuple(p.reshape(tuple(lead) + tuple(s)) for p, s in zip(flat.split(self.sizes, dim=-1), self.shapes))
 
-    def unflatten_outputs(self, ys: Tensor) -> State:
-        """Outputs of shape ``(len(t), total)`` as a tuple of ``(len(t), *shape_i)`` tensors."""
-        return self.unflatten(ys)
-
     def wrap(self, func: Func) -> Callable[[Tensor, Tensor], Tensor]:
         """The field on flat vectors; the first output is checked part by part against y0's structure."""
         if not callable(func):

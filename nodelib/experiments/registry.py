@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional, Union
 
+from .._impl.registry import Registry
+
 
 @dataclass(frozen=True)
 class ClassifierExperiment:
@@ -66,23 +68,10 @@ class ScriptExperiment:
 
 
 Experiment = Union[ClassifierExperiment, ScriptExperiment]
-REGISTRY: dict[str, Experiment] = {}
-
-
-def register(experiment: Experiment) -> Experiment:
-    if experiment.name in REGISTRY:
-        raise ValueError(f"experiment {experiment.name!r} is registered twice")
-    REGISTRY[experiment.name] = experiment
-    return experiment
-
-
-def get(name: str) -> Experiment:
-    """The experiment called ``name``; an unknown name is an error that lists the registered ones."""
-    if name not in REGISTRY:
-        close = [n for n in REGISTRY if name.split("-")[0] in n] or sorted(REGISTRY)
-        raise KeyError(f"no experiment called {name!r}; registered: {', '.join(sorted(REGISTRY))}"
-                       + (f" (did you mean {', '.join(close[:4])}?)" if close != sorted(REGISTRY) else ""))
-    return REGISTRY[name]
+REGISTRY: Registry[Experiment] = Registry("experiment", error=KeyError)
+register = REGISTRY.register
+#: The experiment called ``name``; an unknown name is a KeyError that lists the registered ones.
+get = REGISTRY.lookup
 
 
 _ARCH_TEXT = {
