@@ -11,9 +11,12 @@ steps), to float rounding; the tests check this on the CPU.
 Where the unrolled solve does not apply, :func:`fast_ode_block` says why and falls back:
 
 - adaptive solvers (``dopri5``) choose their steps from the data, so there is no fixed graph: only the field
-  is compiled, and torchdiffeq drives it;
-- the adjoint method (``adjoint=True``) gives gradients of a different approximation than backpropagation
-  through the steps, so the same mathematics means torchdiffeq's adjoint, with a compiled field;
+  is compiled, and torchdiffeq drives it (likewise for ``gradient="checkpointed"``);
+- the adjoint method (``gradient="adjoint"``) gives gradients of a different approximation than
+  backpropagation through the steps, so the same mathematics means torchdiffeq's adjoint. Its backward solve
+  differentiates the field with ``retain_graph=True``, which a compiled field refuses (PyTorch's donated
+  buffers) unless a process-wide switch is turned off, and turning it off around our own calls is not enough
+  once the same code has been compiled elsewhere: the block is left as it is;
 - nodelib's teaching solvers (``backend="nodelib"``) are left as they are.
 
 Status: the equality of values and gradients is tested on the CPU; the speed-ups it is for were not measured,
@@ -120,13 +123,16 @@ def fast_ode_block(block: ODEBlock, *, compile: bool = True, mode: Optional[str]
     if block.backend != "torchdiffeq":
         return block, "unchanged: nodelib's teaching solvers are for reading, not for speed"
     cfg = block.solver
+    if cfg.gradient == "adjoint":
+        return block, ("unchanged: torchdiffeq's adjoint differentiates the field with retain_graph=True, which a "
+                       "compiled field refuses without a process-wide switch")
     reasons = []
     if cfg.method not in UNROLLED_METHODS:
         reasons.append(f"method {cfg.method!r} is adaptive or not unrolled (unrolled: {', '.join(UNROLLED_METHODS)})")
     if cfg.step_size is None:
         reasons.append("no step_size fixes the grid")
-    if cfg.gradient != "backprop":
-        reasons.append(f"gradient={cfg.gradient!r} asks for other gradients than backpropagation through the steps")
+    if cfg.gradient == "checkpointed":
+        reasons.append("gradient='checkpointed' recomputes the solve in the backward pass")
     if reasons:
         return _CompiledFieldBlock(block, compiled), "field compiled, torchdiffeq drives it: " + "; ".join(reasons)
     assert cfg.step_size is not None
@@ -179,7 +185,6 @@ class _CompiledFieldBlock(nn.Module):
         inner, counter = _inner_field(block)
         self._call = [compiled(inner.forward)]
         self._counter = [counter]
-        self._no_donation = block.solver.gradient == "adjoint"
         # the block's own solve around the compiled field; kept in a list, so its keys are not registered twice
         twin = ODEBlock(_ParamsField(self._field, block._module()), block.t0, block.t1, solver=block.solver)
         twin.counter = block.counter
@@ -189,14 +194,6 @@ class _CompiledFieldBlock(nn.Module):
         counter = self._counter[0]
         if counter is not None:
             counter.add(1)
-        if self._no_donation:
-            # torchdiffeq's adjoint differentiates the field with retain_graph=True, which compiled backward
-            # functions with donated buffers refuse: the switch is turned off around each call (forward and
-            # backward solve alike), never for the process.
-            import torch._functorch.config as functorch_config
-
-            with functorch_config.patch(donated_buffer=False):
-                return self._call[0](t, z)
         return self._call[0](t, z)
 
     def forward(self, z: Tensor) -> Tensor:
@@ -204,7 +201,7 @@ class _CompiledFieldBlock(nn.Module):
 
 
 class _ParamsField(nn.Module):
-    """A field that calls ``fn`` and owns ``params_from``'s parameters (the adjoint differentiates those)."""
+    """A field that calls ``fn`` and owns ``params_from``'s parameters (so the twin block's module has them)."""
 
     def __init__(self, fn: Callable[..., Any], params_from: nn.Module) -> None:
         super().__init__()

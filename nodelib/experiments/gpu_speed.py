@@ -9,7 +9,8 @@ configuration, both paths are timed in the same process, after warm-up (compilat
 - ``resnet``: six residual blocks, eager against ``torch.compile``;
 - ``euler``: Euler, step 0.05 (20 evaluations);  ``rk4``: torchdiffeq's rk4, step 0.25 (16 evaluations);
 - ``dopri5``: rtol = atol = 1e-3, at initialisation; ``rk4-adjoint``, ``dopri5-adjoint``: the same with adjoint
-  gradients (the fast path compiles only the field there, see :mod:`nodelib.fast`).
+  gradients (the fast path leaves adjoint blocks as they are, see :mod:`nodelib.fast`: these rows time the same
+  eager model twice, a measure of the noise).
 
 Reported per configuration and path: ms per iteration (median over the timed iterations), forward and
 backward NFE per iteration, peak memory (CUDA: ``max_memory_allocated``), and the speed-up. ``--smoke`` runs
