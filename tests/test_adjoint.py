@@ -129,7 +129,7 @@ def test_checkpointed_gradient_is_backprop_through_the_same_solve(every):
 def test_checkpointing_recomputes_each_segment_once():
     field, z0, t, loss = make_problem("mlp")
     ys, stats = odeint_checkpointed(field, z0, t, method="rk4", step_size=0.05, checkpoint_every=5, return_stats=True)
-    assert (stats.n_steps, stats.nfe) == (20, 80)
+    assert (stats.n_steps, stats.nfe) == (20, 80) and stats.step_sizes == pytest.approx([0.05] * 20)
     loss(ys).backward()
     assert (stats.n_steps, stats.nfe) == (20, 160)
 

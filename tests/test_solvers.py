@@ -97,7 +97,8 @@ def test_dopri5_error_tracks_tolerance_and_order_is_about_five():
 def test_estimate_order_recovers_a_power_law_and_rejects_bad_input():
     hs = [0.1, 0.05, 0.025]
     assert estimate_order(hs, [3 * h**3 for h in hs]) == pytest.approx(3.0)
-    with pytest.raises(ValueError, match="positive"):
+    assert estimate_order(hs[:2], [h**2 for h in hs[:2]]) == pytest.approx(2.0)  # two points make a line
+    with pytest.raises(ValueError, match=r"^step sizes and errors must be positive to be compared on a log scale$"):
         estimate_order(hs, [0.0, 1.0, 2.0])
     with pytest.raises(ValueError, match="equal length"):
         estimate_order(hs, [1.0])
@@ -200,6 +201,12 @@ def test_stats_count_steps_and_evaluations():
 
 def _t(*v):
     return torch.tensor(v, dtype=F64)
+
+
+def test_a_long_bad_grid_is_shown_by_its_ends():
+    t = torch.tensor([0.0, 1, 2, 3, 4, 5, 6, 5, 9], dtype=F64)
+    with pytest.raises(ValueError, match=r"got \[0, 1, 2, 3, \.\.\., 5, 9\]$"):
+        odeint(spiral, Y0, t)
 
 
 @pytest.mark.parametrize(
