@@ -124,7 +124,8 @@ def fit_windows(
     Each epoch shuffles all windows of ``window`` consecutive samples and takes one RMSprop step per full batch
     of ``batch`` windows (the windows left over, fewer than ``batch``, are not used that epoch): every window is
     integrated from its first sample and compared with the samples in it (mean squared error).
-    ``solve(field, z0, t)`` is the ODE solver (default: ``nodelib.odeint`` with RK4 on the sample grid). Snapshots, if asked for, hold the prediction of the whole trajectory from ``z[0]``.
+    ``solve(field, z0, t)`` is the ODE solver (default: ``nodelib.odeint`` with RK4 on the sample grid).
+    Snapshots, if asked for, hold the prediction of the whole trajectory from ``z[0]``.
     """
     from .solvers import odeint
 
