@@ -60,6 +60,9 @@ def book(args: list[str]) -> None:
 def test(args: list[str]) -> None:
     ensure_env(EXTRAS["test"])
     env = dict(os.environ, MPLBACKEND="Agg", PYDEVD_DISABLE_FILE_VALIDATION="1")
+    shared = ROOT.parent / "shared" / "data"
+    if "NODELIB_DATA" not in env and shared.is_dir():
+        env["NODELIB_DATA"] = str(shared)  # the real data sets beside the clone (CI, development); never copied in
     run([PYTHON, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-p", "no:cacheprovider", *args], cwd=ROOT, env=env)
 
 

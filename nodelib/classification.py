@@ -172,6 +172,17 @@ register_body(BodySpec("rknet", "the ODE block solved by RK4 (3/8 rule) with ste
                        _ode_body(0), SolverConfig(method="rk4", step_size=0.25, gradient="adjoint")))
 register_body(BodySpec("augmented", "extra zero channels appended before the ODE block", _ode_body(1), _ADAPTIVE))
 
+
+def _ace_body(dims: int, width: int, *, solver: SolverConfig, t1: float, **_: Any) -> tuple[nn.Module, int, NFECounter]:
+    from .ace import ACEConvBody  # chapter 6's model; imported here so that nodelib.ace may import this module
+
+    body = ACEConvBody(dims, width, solver, t1)
+    return body, width, body.counter
+
+
+register_body(BodySpec("ace", "ACE-ODE-Net: state and elementwise attention co-evolving (dopri5, adjoint)", _ace_body,
+                       _ADAPTIVE))
+
 #: The registered architectures' names (kept for code that lists them).
 ARCHITECTURES = tuple(BODIES)
 #: The solver each architecture uses unless told otherwise.

