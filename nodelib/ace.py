@@ -183,6 +183,8 @@ class CorrelationInitialAttention(nn.Module):
         if not 0 < momentum <= 1:
             raise ValueError(f"momentum must be in (0, 1], got {momentum!r}")
         self.dim, self.momentum, self.track_running = dim, float(momentum), track_running
+        self.running: Tensor
+        self.updates: Tensor
         self.register_buffer("running", torch.eye(dim))
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))
 
@@ -372,6 +374,8 @@ def fit(
     *,
     alternate: str = "epoch",
     progress: bool = False,
+    on_iteration: Optional[Callable[[dict[str, Any]], None]] = None,
+    resume_from: Optional[dict[str, Any]] = None,
 ) -> FitResult:
     """Train with ``trainer`` for ``iterations`` and leave ``model`` with the parameters that validated best.
 
@@ -380,14 +384,25 @@ def fit(
     ``alternate="batch"``, both steps on each mini-batch, then validation. One iteration of a
     :class:`JointTrainer` is one pass. ``validate(model)`` returns a score where higher is better (e.g. the
     validation accuracy, an AUC, or a negative error); it must not look at the test set.
+
+    Checkpoints: ``on_iteration(state)`` is called after every iteration with everything needed to continue
+    (model, trainer, best parameters, history); ``fit(..., resume_from=state)`` continues from such a state and
+    ends where an uninterrupted run ends, provided ``batches(k)`` depends only on ``k``.
     """
     check_positive_int("iterations", iterations)
     if alternate not in ("epoch", "batch"):
         raise ValueError(f"alternate must be 'epoch' or 'batch', got {alternate!r}")
     result = FitResult()
     best_state = copy.deepcopy(model.state_dict())
-    started = time.perf_counter()
-    for k in tqdm(range(iterations), desc=f"{trainer.schedule} training", disable=not progress, leave=False):
+    first = 0
+    if resume_from is not None:
+        model.load_state_dict(resume_from["model"])
+        trainer.load_state_dict(resume_from["trainer"])
+        best_state = resume_from["best_state"]
+        result = FitResult(**resume_from["result"])
+        first = resume_from["iteration"]
+    started = time.perf_counter() - result.seconds
+    for k in tqdm(range(first, iterations), desc=f"{trainer.schedule} training", disable=not progress, leave=False):
         model.train()
         losses: dict[str, list[float]] = {}
 
@@ -395,19 +410,22 @@ def fit(
             for key, value in values.items():
                 losses.setdefault(key, []).append(value)
 
+        def closure(batch: Any) -> Callable[[], Tensor]:
+            return lambda: task_loss(model, batch)
+
         if isinstance(trainer, AlternatingTrainer):
             if alternate == "epoch":
                 for batch in batches(k):
-                    record(trainer.step_h(lambda b=batch: task_loss(model, b)))
+                    record(trainer.step_h(closure(batch)))
                 for batch in batches(k):
-                    record(trainer.step_a(lambda b=batch: task_loss(model, b)))
+                    record(trainer.step_a(closure(batch)))
             else:
                 for batch in batches(k):
-                    record(trainer.step_h(lambda b=batch: task_loss(model, b)))
-                    record(trainer.step_a(lambda b=batch: task_loss(model, b)))
+                    record(trainer.step_h(closure(batch)))
+                    record(trainer.step_a(closure(batch)))
         else:
             for batch in batches(k):
-                record(trainer.step(lambda b=batch: task_loss(model, b)))
+                record(trainer.step(closure(batch)))
         model.eval()
         with torch.no_grad():
             score = float(validate(model))
@@ -417,6 +435,10 @@ def fit(
         if score > result.best_score:
             result.best_score, result.best_iteration = score, k + 1
             best_state = copy.deepcopy(model.state_dict())
+        result.seconds = time.perf_counter() - started
+        if on_iteration is not None:
+            on_iteration({"iteration": k + 1, "model": model.state_dict(), "trainer": trainer.state_dict(),
+                          "best_state": best_state, "result": {**result.__dict__, "history": list(result.history)}})
     model.load_state_dict(best_state)
     model.eval()
     result.seconds = time.perf_counter() - started

@@ -443,7 +443,8 @@ def physionet2012(root: Union[str, Path, None] = None, *, download: bool = False
                   n_patients: Optional[int] = None) -> IrregularSeries:
     """PhysioNet/Computing in Cardiology Challenge 2012, set A (Silva et al. 2012): 4,000 ICU stays, 48 hours each.
 
-    Reads the challenge's own files in ``root`` (see :func:`data_root`): ``set-a.tar.gz`` (or the folder
+    Reads the challenge's own files in ``root/physionet2012/`` or ``root`` (see :func:`data_root`; downloads go
+    to the first): ``set-a.tar.gz`` (or the folder
     ``set-a/`` unpacked from it), one ``RECORDID.txt`` of ``Time,Parameter,Value`` rows per patient, and
     ``Outcomes-a.txt`` for the in-hospital death. Measurements are averaged in bins of ``quantization`` hours
     (``48 / quantization + 1`` bins; the descriptors sit in the first). Values are in their clinical units: scale
@@ -462,7 +463,10 @@ def physionet2012(root: Union[str, Path, None] = None, *, download: bool = False
         raise ValueError(f"quantization must be a number of hours in (0, 48], got {quantization!r}")
     if n_patients is not None:
         check_positive_int("n_patients", n_patients)
-    folder = data_root(root)
+    root_folder = data_root(root)
+    # the files sit in root/physionet2012/ (the layout of a shared data root) or in root itself
+    folder = next((f for f in (root_folder / "physionet2012", root_folder) if (f / "Outcomes-a.txt").is_file()),
+                  root_folder / "physionet2012")
     archive, unpacked, outcomes = folder / "set-a.tar.gz", folder / "set-a", folder / "Outcomes-a.txt"
     for path in (archive, outcomes):
         if path == archive and unpacked.is_dir():

@@ -343,7 +343,7 @@ def test_latent_ode_model_shapes_and_training_step(attention):
     recon, logit = model(values, mask, times)
     assert recon.shape == (6, 5, 5) and logit.shape == (6,)
     visible = hold_out(mask, 0.3, torch.Generator().manual_seed(0))
-    assert ((visible <= mask)).all() and visible.sum() < mask.sum()
+    assert (visible <= mask).all() and visible.sum() < mask.sum()
     trainer = AlternatingTrainer(model, lr=1e-2) if attention in ("ace", "learned") else JointTrainer(model, lr=1e-2)
     step = trainer.step_h if isinstance(trainer, AlternatingTrainer) else trainer.step
     out = step(lambda: series_loss(model, values, mask, visible, labels, times))
@@ -361,3 +361,44 @@ def test_latent_ode_model_rejects_unknown_attention():
         LatentODEModel(5, attention="softmax")
     with pytest.raises(ValueError, match="held-out fraction"):
         hold_out(torch.ones(2, 2), 1.0, torch.Generator())
+
+
+def test_fit_resumed_from_a_checkpoint_ends_where_an_uninterrupted_fit_ends():
+    def make():
+        model = _small_ace_classifier()
+        return model, AlternatingTrainer(model, lr=1e-2, lam=1e-3)
+
+    x, y = torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,))
+    batches = lambda k: [torch.randperm(8, generator=torch.Generator().manual_seed(k))[:4]]
+    loss = lambda m, index: nn.functional.cross_entropy(m(x[index]), y[index])
+    validate = lambda m: -float(loss(m, torch.arange(8)))
+    model, trainer = make()
+    whole = fit(model, trainer, batches, loss, validate, 3)
+    states = []
+    model2, trainer2 = make()
+    fit(model2, trainer2, batches, loss, validate, 1, on_iteration=states.append)
+    model3, trainer3 = make()  # a fresh process: everything comes from the saved state
+    resumed = fit(model3, trainer3, batches, loss, validate, 3, resume_from=states[-1])
+    assert [r["validation"] for r in resumed.history] == [r["validation"] for r in whole.history]
+    assert resumed.best_iteration == whole.best_iteration
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), model3.state_dict().values()))
+
+
+def test_physionet_experiment_resumes_and_skips_finished_seeds(tmp_path):
+    import json
+    import os
+
+    if "NODELIB_DATA" not in os.environ:
+        pytest.skip("needs the real PhysioNet files (NODELIB_DATA)")
+    from nodelib.experiments import ace_physionet
+
+    out = tmp_path / "result.json"
+    args = ["--patients", "40", "--epochs", "1", "--seeds", "0", "--quantization", "24", "--method", "rk4",
+            "--no-progress", "--attention", "fixed", "--training", "joint", "--out", str(out)]
+    assert ace_physionet.main(args) == 0
+    first = json.loads(out.read_text())
+    assert first["complete"] and first["summary"]["test_auc"]["n"] == 1 and first["data"]["patients"] == 40
+    assert ace_physionet.main(args + ["--resume"]) == 0  # seed 0 is done: nothing is trained again
+    assert json.loads(out.read_text())["seeds"] == first["seeds"]
+    with pytest.raises(SystemExit):
+        ace_physionet.main(args[:-6] + ["--attention", "none", "--training", "alternating", "--out", str(out)])

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+from .. import datasets
 from . import registry
 
 
@@ -39,7 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0, help="seeds initialisation, data order and generated data")
     run.add_argument("--data", choices=("real", "synthetic"), default="real",
                      help="the real data set, or generated data of the same shapes (no download)")
-    run.add_argument("--data-dir", type=Path, default=Path("data"), help="where the data sets are (default: ./data)")
+    run.add_argument("--data-dir", type=Path, default=None,
+                     help="where the data sets are (default: $NODELIB_DATA, else ./data)")
     run.add_argument("--download", action="store_true", help="let torchvision download missing image data sets")
     run.add_argument("--out", type=Path, default=Path("runs"), help="where results go (default: ./runs)")
     run.add_argument("--resume", action="store_true", help="continue from OUT/NAME/checkpoint.pt")
@@ -61,9 +63,11 @@ def _list() -> None:
 
 
 def _run_script(experiment: registry.ScriptExperiment, args: argparse.Namespace) -> int:
+    resume = args.resume and not experiment.takes_resume  # flags this script does not take
+    download = args.download and not experiment.takes_data
     not_taken = [flag for flag, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size), ("--lr", args.lr),
-                                          ("--resume", args.resume), ("--n-train", args.n_train), ("--n-test", args.n_test),
-                                          ("--download", args.download), ("--data synthetic", args.data == "synthetic"))
+                                          ("--resume", resume), ("--n-train", args.n_train), ("--n-test", args.n_test),
+                                          ("--download", download), ("--data synthetic", args.data == "synthetic"))
                  if value not in (None, False)]
     if not_taken:
         raise registry_error(f"{experiment.name} has its own options and does not take {', '.join(not_taken)}; "
@@ -72,6 +76,11 @@ def _run_script(experiment: registry.ScriptExperiment, args: argparse.Namespace)
     argv = ["--out", str(out)] + (["--device", args.device] if args.device else [])
     if experiment.takes_seed:
         argv += ["--seed", str(args.seed)]
+    argv += list(experiment.args)
+    if experiment.takes_data:
+        argv += ["--data-dir", str(datasets.data_root(args.data_dir))] + (["--download"] if args.download else [])
+    if experiment.takes_resume and args.resume:
+        argv.append("--resume")
     if args.smoke:
         argv += list(experiment.smoke_args)
     module = importlib.import_module(f"nodelib.experiments.{experiment.module}")
@@ -117,7 +126,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     from .runner import RunError, RunOptions, run_classifier
 
     options = RunOptions(device=args.device, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                         data=args.data, data_dir=args.data_dir, out=args.out, resume=args.resume, fresh=args.fresh,
+                         data=args.data, data_dir=datasets.data_root(args.data_dir), out=args.out, resume=args.resume, fresh=args.fresh,
                          smoke=args.smoke, download=args.download, workers=args.workers,
                          progress=not args.no_progress, n_train=args.n_train, n_test=args.n_test,
                          command=_command_line(argv))

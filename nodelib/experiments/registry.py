@@ -37,6 +37,10 @@ class ClassifierExperiment:
     milestones: tuple[int, ...] = ()  # epochs after which the learning rate is multiplied by `gamma`
     gamma: float = 0.1
     augment: bool = False  # random crops (and flips for CIFAR-10) on the training images
+    training: str = "joint"  # "joint": one optimiser, one loss; "alternating": Jhin et al. 2021, Algorithm 1
+    attention_lambda: float = 0.0  # λ of Eq. 6: the attention ODE's loss adds λ‖θ_g‖ (ACE bodies)
+    attention_norm: int = 2  # the norm of Eq. 6 (1 or 2)
+    validation: int = 0  # training examples held out to pick the best epoch (saved as best.pt); 0: none
     # The --smoke size: generated data of the real shapes, a few seconds on a CPU.
     smoke_train: int = 64
     smoke_test: int = 32
@@ -60,6 +64,9 @@ class ScriptExperiment:
     module: str
     smoke_args: tuple[str, ...]
     takes_seed: bool = False
+    args: tuple[str, ...] = ()  # always passed (e.g. the model variant)
+    takes_data: bool = False  # passes --data-dir and --download through
+    takes_resume: bool = False  # passes --resume through
 
     kind = "script"
 
@@ -79,6 +86,7 @@ _ARCH_TEXT = {
     "odenet": "ODE-Net: one ODE block solved by dopri5, adjoint gradients",
     "rknet": "RK-Net: the ODE block solved by RK4 with step 0.25, adjoint gradients",
     "augmented": "augmented ODE-Net: 5 zero channels appended before the ODE block",
+    "ace": "ACE-ODE-Net: state and elementwise attention co-evolving (dopri5, adjoint)",
 }
 
 # --- images: Jhin et al. (2021) Sec. 4.1, Tables 1-4, 12-13 and App. B; Chen et al. (2018)'s MNIST model ---
@@ -100,6 +108,35 @@ for _data, (_tol, _lr, _aug) in _IMAGES.items():
             solver={} if _arch in ("resnet", "rknet") else {"rtol": _tol, "atol": _tol},
             epochs=160, batch_size=128, lr=_lr, milestones=(60, 100, 140), augment=_aug,
         ))
+
+# --- ACE-ODE-Net: Jhin et al. (2021) Sec. 4.1, App. B; chapter 6 ---
+_ACE = {
+    # data: (rtol = atol, learning rate, λ, augmentation) of App. B; Fashion-MNIST (not in the paper) takes MNIST's
+    "mnist": (1e-4, 1e-2, 1e-4, False),
+    "svhn": (1e-5, 5e-2, 1e-3, True),
+    "cifar10": (1e-5, 1e-2, 1e-3, True),
+    "fashionmnist": (1e-4, 1e-2, 1e-4, False),
+}
+for _data, (_tol, _lr, _lam, _aug) in _ACE.items():
+    _title = {"cifar10": "CIFAR-10", "fashionmnist": "Fashion-MNIST"}.get(_data, _data.upper())
+    for _training in ("alternating", "joint"):
+        register(ClassifierExperiment(
+            name=f"{_data}-ace" + ("-joint" if _training == "joint" else ""), chapter=6,
+            description=f"{_title}: ACE-ODE-Net, " + ("alternating training (Algorithm 1)" if _training == "alternating"
+                                                      else "joint training (one optimiser, the comparison)"),
+            source="Jhin et al. 2021, Sec. 4.1 items 4-8, Algorithm 1, Eq. 6, App. B (160 epochs, batch 128, rtol = "
+                   "atol, learning rate and λ per data set; the L2 norm); validation on 5,000 held-out training "
+                   "images; learning-rate drops and SGD as in chapter 5's image runs",
+            data=_data, arch="ace", solver={"rtol": _tol, "atol": _tol}, epochs=160, batch_size=128, lr=_lr,
+            milestones=(60, 100, 140), augment=_aug, training=_training, attention_lambda=_lam, validation=5000,
+            smoke_train=48, smoke_test=16, smoke_epochs=1, smoke_batch_size=16,
+        ))
+register(ClassifierExperiment(
+    name="fashionmnist-odenet", chapter=6, description="Fashion-MNIST: " + _ARCH_TEXT["odenet"] + " (ACE's baseline)",
+    source="chapter 6's baseline for fashionmnist-ace: Jhin et al. 2021's ODE-Net with MNIST's App. B settings",
+    data="fashionmnist", arch="odenet", solver={"rtol": 1e-4, "atol": 1e-4}, epochs=160, batch_size=128, lr=1e-2,
+    milestones=(60, 100, 140), validation=5000, smoke_train=48, smoke_test=16, smoke_epochs=1, smoke_batch_size=16,
+))
 
 # --- ECG heartbeats: Facci & Zurlo (2022) Sec. 4.2, Figs. 16-17 ---
 for _arch in ("resnet", "odenet"):
@@ -136,6 +173,21 @@ register(ScriptExperiment(
     "augmentation-nfe", 4, "accuracy and forward/backward NFE of plain and augmented Neural ODEs",
     "Dupont et al. 2019; Facci & Zurlo 2022, Eq. 29-30", "augmentation_nfe",
     ("--extras", "0,1", "--points", "32", "--steps", "3"), takes_seed=True))
+_PHYSIONET = {
+    # name: (attention, training, what it is)
+    "physionet-latentode": ("none", "joint", "the latent ODE without attention (the baseline)"),
+    "physionet-ace": ("ace", "alternating", "pairwise co-evolving attention, a(0) = corr(h(0)), Algorithm 1"),
+    "physionet-ace-joint": ("ace", "joint", "pairwise co-evolving attention trained jointly"),
+    "physionet-ace-fc": ("learned", "alternating", "Table 11's FC: a(0) from a linear layer"),
+    "physionet-ace-fixed": ("fixed", "joint", "Table 11's Fixed: a(t) = corr(h(t)), no attention ODE"),
+}
+for _name, (_attention, _training, _text) in _PHYSIONET.items():
+    register(ScriptExperiment(
+        _name, 6, f"PhysioNet 2012 mortality AUC and interpolation MSE, 4,000 patients, 3 seeds: {_text}",
+        "Jhin et al. 2021, Sec. 4.3-4.4, Tables 7, 8, 11, 14, App. B", "ace_physionet",
+        ("--patients", "60", "--epochs", "1", "--seeds", "0", "--quantization", "12", "--method", "rk4", "--batch", "20",
+         "--no-progress"),
+        args=("--attention", _attention, "--training", _training), takes_data=True, takes_resume=True))
 register(ScriptExperiment(
     "gpu-speed", 5, "ms per training iteration of ODE-Nets: torchdiffeq eager against nodelib's fast path",
     "torchdiffeq's MNIST example model (Chen et al. 2018)", "gpu_speed", ("--smoke", "--configs", "rk4")))

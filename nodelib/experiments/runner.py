@@ -150,6 +150,26 @@ def _n_batches(n: int, batch_size: int) -> int:
     return math.ceil(n / batch_size)
 
 
+def _hold_out_validation(experiment: ClassifierExperiment, options: RunOptions, train: Any) -> tuple[Any, Any, int]:
+    """Split ``experiment.validation`` examples off the training data (the same ones for every seed), to select the
+    best epoch on; the test data is never used for that. Image data sets validate on unaugmented images."""
+    n = _size(train)
+    wanted = min(experiment.validation, n // 4) if options.smoke else experiment.validation
+    if wanted <= 0:
+        return train, None, 0
+    if wanted >= n:
+        raise RunError(f"validation ({wanted}) must be smaller than the training set ({n})")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(0))
+    keep, held = order[:-wanted], order[-wanted:]
+    if isinstance(train, tuple):
+        x, y = train
+        return (x[keep], y[keep]), (x[held], y[held]), wanted
+    from .. import datasets
+
+    plain = datasets.image_dataset(experiment.data, options.data_dir, True, options.download, augment=False)
+    return (torch.utils.data.Subset(train, keep.tolist()), torch.utils.data.Subset(plain, held.tolist()), wanted)
+
+
 # --- the run -------------------------------------------------------------------------------------------------
 
 def _resolve(experiment: ClassifierExperiment, options: RunOptions) -> ClassifierExperiment:
@@ -162,6 +182,8 @@ def _resolve(experiment: ClassifierExperiment, options: RunOptions) -> Classifie
         if value is not None:
             changes[key] = value
     resolved = replace(experiment, **changes)
+    if resolved.training not in ("joint", "alternating"):
+        raise RunError(f"training must be 'joint' or 'alternating', got {resolved.training!r}")
     if resolved.epochs < 1 or resolved.batch_size < 1 or not (resolved.lr > 0 and math.isfinite(resolved.lr)):
         raise RunError(f"epochs and batch size must be >= 1 and the learning rate positive; got epochs="
                        f"{resolved.epochs}, batch size={resolved.batch_size}, lr={resolved.lr}")
@@ -225,6 +247,9 @@ def run_classifier(experiment: ClassifierExperiment, options: RunOptions) -> dic
         raise RunError(f"{checkpoint_path} exists from an earlier run; pass --resume to continue it or --fresh to start over")
 
     train_data, test_data, data_info = _tensor_data(config, options)
+    train_data, val_data, n_val = _hold_out_validation(config, options, train_data)
+    if n_val:
+        data_info = {**data_info, "train": _size(train_data), "validation": n_val}
     from ..datasets import dataset_info
 
     info = dataset_info(config.data)
@@ -233,17 +258,32 @@ def run_classifier(experiment: ClassifierExperiment, options: RunOptions) -> dic
     model = build_classifier(config.arch, info.channels, n_classes, dims=info.dims, width=config.width,
                              stem_kind=config.stem, solver=config.solver or None).to(device)
     counter = model.counter
+    from ..ace import attention_penalty, frozen, split_parameters
+
+    main_params, attention_params = split_parameters(model)
+    if (config.training == "alternating" or config.attention_lambda) and not attention_params:
+        raise RunError(f"training={config.training!r} with attention_lambda={config.attention_lambda} needs a model with "
+                       f"an attention ODE (arch 'ace'), not {config.arch!r}")
+    # A phase: (name, the parameters it trains, the parameters it freezes, whether its loss adds λ‖θ_g‖).
+    # Alternating (Algorithm 1): a pass on L_h for θ_f and the others, then a pass on L_a for θ_g, every epoch.
+    phases: list[tuple[str, list[nn.Parameter], list[nn.Parameter], bool]] = (
+        [("h", main_params, attention_params, False), ("a", attention_params, main_params, True)]
+        if config.training == "alternating" else [("joint", list(model.parameters()), [], bool(config.attention_lambda))])
     trained: nn.Module = model
     if world.size > 1:
-        trained = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    optimizer: torch.optim.Optimizer
-    if config.optimizer == "sgd":
-        optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
-    elif config.optimizer == "adam":
-        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    else:
-        raise RunError(f"optimizer must be 'sgd' or 'adam', got {config.optimizer!r}")
-    schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(config.milestones), config.gamma)
+        # parameters frozen in a phase receive no gradient, which DDP must be told to expect
+        trained = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                                      find_unused_parameters=config.training == "alternating")
+    optimizers: list[torch.optim.Optimizer] = []
+    for _, params, _, _ in phases:
+        if config.optimizer == "sgd":
+            optimizers.append(torch.optim.SGD(params, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay))
+        elif config.optimizer == "adam":
+            optimizers.append(torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay))
+        else:
+            raise RunError(f"optimizer must be 'sgd' or 'adam', got {config.optimizer!r}")
+    schedules = [torch.optim.lr_scheduler.MultiStepLR(o, list(config.milestones), config.gamma) for o in optimizers]
+    optimizer, schedule = optimizers[0], schedules[0]
 
     run_config = {**config.to_dict(), "seed": options.seed, "data": data_info, "smoke": options.smoke,
                   "world_size": world.size}
@@ -260,6 +300,9 @@ def run_classifier(experiment: ClassifierExperiment, options: RunOptions) -> dic
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
+        if len(optimizers) > 1:
+            optimizers[1].load_state_dict(state["optimizer_a"])
+            schedules[1].load_state_dict(state["schedule_a"])
         history, start_epoch = state["history"], state["epoch"]
         if world.main:
             print(f"resuming {config.name} after epoch {start_epoch} of {config.epochs}", flush=True)
@@ -274,41 +317,49 @@ def run_classifier(experiment: ClassifierExperiment, options: RunOptions) -> dic
     }
     for epoch in range(start_epoch, config.epochs):
         torch.manual_seed(options.seed * 100003 + epoch)  # data order and augmentation depend on (seed, epoch) only
-        order = torch.randperm(n_train)
         model.train()
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
             torch.cuda.synchronize(device)
         started = time.perf_counter()
-        sums = [0.0, 0.0, 0.0]  # loss * count, correct, count
+        sums = [0.0, 0.0, 0.0]  # loss * count, correct, count (over every pass of the epoch)
         nfe = [0, 0]
         iterations = 0
-        bar = tqdm(_batches(train_data, order, config.batch_size, world, options.workers),
-                   total=_n_batches(n_train, config.batch_size), desc=f"{config.name} epoch {epoch + 1}/{config.epochs}",
-                   disable=not (options.progress and world.main), leave=False)
-        for x, y in bar:
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            logits = trained(x)
-            loss = loss_fn(logits, y)
-            optimizer.zero_grad(set_to_none=True)
-            backward_counted(loss, counter)
-            if counter is not None:
-                counts = counter.reset()
-                nfe[0] += counts["forward"]
-                nfe[1] += counts["backward"]
-            optimizer.step()
-            iterations += 1
-            sums[0] += float(loss.detach()) * len(y)
-            sums[1] += float((logits.argmax(1) == y).sum())
-            sums[2] += len(y)
-            bar.set_postfix(loss=f"{sums[0] / sums[2]:.4f}")
-        schedule.step()
+        for (phase, _, frozen_params, penalised), phase_optimizer in zip(phases, optimizers):
+            order = torch.randperm(n_train)
+            label = f"{config.name} epoch {epoch + 1}/{config.epochs}" + (f" (L_{phase})" if len(phases) > 1 else "")
+            bar = tqdm(_batches(train_data, order, config.batch_size, world, options.workers),
+                       total=_n_batches(n_train, config.batch_size), desc=label,
+                       disable=not (options.progress and world.main), leave=False)
+            with frozen(frozen_params):
+                for x, y in bar:
+                    x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                    logits = trained(x)
+                    loss = loss_fn(logits, y)
+                    total = loss + config.attention_lambda * attention_penalty(attention_params, config.attention_norm) \
+                        if penalised else loss
+                    phase_optimizer.zero_grad(set_to_none=True)
+                    backward_counted(total, counter)
+                    if counter is not None:
+                        counts = counter.reset()
+                        nfe[0] += counts["forward"]
+                        nfe[1] += counts["backward"]
+                    phase_optimizer.step()
+                    iterations += 1
+                    sums[0] += float(loss.detach()) * len(y)
+                    sums[1] += float((logits.argmax(1) == y).sum())
+                    sums[2] += len(y)
+                    bar.set_postfix(loss=f"{sums[0] / sums[2]:.4f}")
+        for each_schedule in schedules:
+            each_schedule.step()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         seconds = time.perf_counter() - started
         train_loss, train_correct, train_count = _all_sum(sums, world, device)
         test_loss, test_accuracy, balanced = _evaluate(model, test_data, config.batch_size, world, device,
                                                        options.workers, n_classes)
+        if val_data is not None:
+            _, val_accuracy, _ = _evaluate(model, val_data, config.batch_size, world, device, options.workers, n_classes)
         if counter is not None:
             counter.reset()
         row = {
@@ -318,14 +369,23 @@ def run_classifier(experiment: ClassifierExperiment, options: RunOptions) -> dic
             "seconds": seconds, "examples_per_second": train_count / seconds,
             "peak_memory_mib": _peak_memory_bytes(device) / 2**20, "lr": optimizer.param_groups[0]["lr"],
         }
+        if val_data is not None:
+            row["validation_accuracy"] = val_accuracy
+        improved = val_data is not None and val_accuracy > max((e["validation_accuracy"] for e in history), default=-1.0)
         history.append(row)
         if world.main:
             with atomic_path(checkpoint_path) as tmp:
                 torch.save({"config": run_config, "epoch": epoch + 1, "model": model.state_dict(),
                             "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+                            **({"optimizer_a": optimizers[1].state_dict(), "schedule_a": schedules[1].state_dict()}
+                               if len(optimizers) > 1 else {}),
                             "history": history}, tmp)
+            if improved:  # the parameters of the best epoch on the validation set
+                with atomic_path(folder / "best.pt") as tmp:
+                    torch.save({"config": run_config, "epoch": epoch + 1, "model": model.state_dict()}, tmp)
             result.update(epochs=history, complete=epoch + 1 == config.epochs,
-                          final_test_accuracy=test_accuracy, train_seconds=sum(e["seconds"] for e in history))
+                          final_test_accuracy=test_accuracy, train_seconds=sum(e["seconds"] for e in history),
+                          **_best(history))
             write_json_atomic(result_path, result)
             _plot(folder / "curves.png", config.name, history)
             print(f"{config.name} epoch {epoch + 1}/{config.epochs}: loss {row['train_loss']:.4f}, test accuracy "
@@ -334,9 +394,19 @@ def run_classifier(experiment: ClassifierExperiment, options: RunOptions) -> dic
             dist.barrier()
     if start_epoch >= config.epochs and world.main:
         print(f"{config.name} is already complete ({config.epochs} epochs in {checkpoint_path})", flush=True)
-        result.update(final_test_accuracy=history[-1]["test_accuracy"], train_seconds=sum(e["seconds"] for e in history))
+        result.update(final_test_accuracy=history[-1]["test_accuracy"], train_seconds=sum(e["seconds"] for e in history),
+                      **_best(history))
     result.update(epochs=history, complete=True)
     return result
+
+
+def _best(history: list[dict[str, Any]]) -> dict[str, Any]:
+    """The epoch with the best validation accuracy and the test accuracy there (selection never sees the test set)."""
+    if not history or "validation_accuracy" not in history[0]:
+        return {}
+    best = max(history, key=lambda e: e["validation_accuracy"])  # the first of equals, as best.pt keeps it
+    return {"best_epoch": best["epoch"], "best_validation_accuracy": best["validation_accuracy"],
+            "test_accuracy_at_best": best["test_accuracy"]}
 
 
 @torch.no_grad()
