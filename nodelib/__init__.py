@@ -12,6 +12,8 @@ One module per concept, named after what it teaches:
   ODE-Net classifiers for images and signals; digits, heartbeats and the image benchmarks;
   :mod:`nodelib.fast`: fixed-step solves unrolled for ``torch.compile`` and CUDA graphs (same values and
   gradients as the eager path);
+- :mod:`nodelib.ace` (chapter 6): attentive co-evolving ODEs (pairwise and elementwise attention, Algorithm 1's
+  alternating training, the ACE-ODE-Net body and an attentive latent ODE for PhysioNet 2012);
 - :mod:`nodelib.experiments`: the full experiments (``python -m nodelib.experiments``) and their recorded results;
 - :mod:`nodelib.plotting`: trajectories, vector fields and convergence plots;
 - :mod:`nodelib.utils`: seeding, device selection, parameter counts.

