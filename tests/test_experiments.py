@@ -86,3 +86,45 @@ def test_recorded_chapter_five_results():
     for data in ("mnist", "svhn", "cifar10"):
         speeds = {a: load_result(f"{data}-{a}_cpu")["epochs"][0]["examples_per_second"] for a in ("resnet", "rknet", "odenet")}
         assert speeds["resnet"] > speeds["rknet"] > speeds["odenet"]  # the cost ranking the chapter explains
+
+
+# --- chapter 6's recorded runs describe the registered experiments ------------------------------------------------
+
+PHYSIONET_RUNS = ["physionet-latentode", "physionet-ace", "physionet-ace-joint", "physionet-ace-fc", "physionet-ace-fixed"]
+
+
+@pytest.mark.parametrize("name", PHYSIONET_RUNS)
+def test_recorded_physionet_runs_are_the_registered_ones(name):
+    import statistics
+
+    from nodelib.experiments import load_result, registry
+
+    result, experiment = load_result(f"{name}_cpu"), registry.get(name)
+    config = result["config"]
+    flags = dict(zip(experiment.args[::2], experiment.args[1::2]))
+    assert (config["attention"], config["training"]) == (flags["--attention"], flags["--training"])
+    assert (config["epochs"], config["batch"], config["lr"], config["lam"]) == (30, 50, 1e-2, 1e-2)  # App. B
+    assert (config["method"], config["rtol"], config["atol"], config["patients"]) == ("dopri5", 1e-4, 1e-5, None)
+    assert result["complete"] and [s["seed"] for s in result["seeds"]] == [0, 1, 2]
+    assert result["data"]["patients"] == 4000 and result["data"]["test"] == 400
+    aucs = [s["test_auc"] for s in result["seeds"]]
+    assert result["summary"]["test_auc"]["mean"] == pytest.approx(statistics.fmean(aucs))
+    assert all(0.5 < a < 1 for a in aucs) and all(len(s["history"]) == 30 for s in result["seeds"])
+    assert all(s["best_epoch"] == max(s["history"], key=lambda r: r["validation"])["iteration"] for s in result["seeds"])
+
+
+@pytest.mark.parametrize("name", ["mnist5k-odenet", "mnist5k-ace", "mnist5k-ace-joint"])
+def test_recorded_mnist5k_runs_are_the_registered_ones(name):
+    from nodelib.classification import build_classifier
+    from nodelib.experiments import load_result, registry
+    from nodelib.utils import count_parameters
+
+    record, experiment = load_result(f"{name}_cpu"), registry.get(name)
+    assert [run["config"]["seed"] for run in record["runs"]] == [0, 1, 2]
+    model = build_classifier(experiment.arch, 1, 10, width=experiment.width, stem_kind=experiment.stem)
+    for run in record["runs"]:
+        assert run["complete"] and len(run["epochs"]) == experiment.epochs and not run["config"]["smoke"]
+        assert run["config"]["training"] == experiment.training and run["parameters"] == count_parameters(model)
+        assert run["config"]["data"]["validation"] == 500 and run["config"]["data"]["test"] == 1000
+        best = max(run["epochs"], key=lambda e: e["validation_accuracy"])
+        assert run["best_epoch"] == best["epoch"] and run["test_accuracy_at_best"] == best["test_accuracy"]
