@@ -35,7 +35,9 @@ def code_revision() -> str:
     root = Path(__file__).resolve().parents[2]
     try:
         rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "nodelib"], cwd=root, capture_output=True, text=True).stdout.strip()
+        # recorded results (data, not code) do not make the revision dirty
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "nodelib", ":(exclude)nodelib/experiments/results"],
+                               cwd=root, capture_output=True, text=True).stdout.strip()
         return rev + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
