@@ -97,8 +97,11 @@ def test_kill_and_resume_ends_where_an_uninterrupted_run_ends(tmp_path):
     assert all(torch.equal(final_a["model"][k], final_b["model"][k]) for k in final_a["model"])
 
 
-def test_two_process_ddp_on_gloo_matches_one_process(tmp_path):
-    args = ["ecg-resnet", "--smoke", "--epochs", "2"]
+# mnist-ace: Algorithm 1 (a frozen half in each phase) with adaptive dopri5 and the adjoint, whose step-size choices
+# see the 1e-7 differences of a gradient averaged over two processes, hence the looser tolerances.
+@pytest.mark.parametrize("name, rel, atol", [("ecg-resnet", 1e-5, 1e-4), ("mnist-ace", 1e-4, 1e-3)])
+def test_two_process_ddp_on_gloo_matches_one_process(tmp_path, name, rel, atol):
+    args = [name, "--smoke", "--epochs", "2"]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
     ddp = subprocess.run(torchrun + ["-m", "nodelib.experiments", "run", *args, "--device", "cpu", "--no-progress",
@@ -106,15 +109,15 @@ def test_two_process_ddp_on_gloo_matches_one_process(tmp_path):
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     single = subprocess.run(_command(*args, "--out", str(tmp_path / "single")), env=env, cwd=ROOT, capture_output=True, text=True)
     assert single.returncode == 0, single.stderr
-    a = json.loads((tmp_path / "ddp" / "ecg-resnet-smoke" / "result.json").read_text())
-    b = json.loads((tmp_path / "single" / "ecg-resnet-smoke" / "result.json").read_text())
+    a = json.loads((tmp_path / "ddp" / f"{name}-smoke" / "result.json").read_text())
+    b = json.loads((tmp_path / "single" / f"{name}-smoke" / "result.json").read_text())
     assert a["config"]["world_size"] == 2 and b["config"]["world_size"] == 1
     for ea, eb in zip(a["epochs"], b["epochs"]):
-        assert ea["train_loss"] == pytest.approx(eb["train_loss"], rel=1e-5)
-        assert ea["test_loss"] == pytest.approx(eb["test_loss"], rel=1e-4)
-    pa = torch.load(tmp_path / "ddp" / "ecg-resnet-smoke" / "checkpoint.pt", weights_only=False)["model"]
-    pb = torch.load(tmp_path / "single" / "ecg-resnet-smoke" / "checkpoint.pt", weights_only=False)["model"]
-    assert max(float((pa[k] - pb[k]).abs().max()) for k in pa) < 1e-4
+        assert ea["train_loss"] == pytest.approx(eb["train_loss"], rel=rel)
+        assert ea["test_loss"] == pytest.approx(eb["test_loss"], rel=10 * rel)
+    pa = torch.load(tmp_path / "ddp" / f"{name}-smoke" / "checkpoint.pt", weights_only=False)["model"]
+    pb = torch.load(tmp_path / "single" / f"{name}-smoke" / "checkpoint.pt", weights_only=False)["model"]
+    assert max(float((pa[k] - pb[k]).abs().max()) for k in pa) < atol
 
 
 def test_an_existing_run_is_not_overwritten_silently(tmp_path, capsys):
