@@ -530,8 +530,9 @@ class LatentODEModel(nn.Module):
         else:
             field = PairwiseAttentionField(f, TanhMLP(latent, latent * latent, units))
             self.initial = CorrelationInitialAttention(latent) if attention == "ace" else LearnedInitialAttention(latent)
-        self.solver = solver or SolverConfig(method="rk4", gradient="backprop")
-        self.field = field
+        # the core's ODE block solves the decoder (any backend and gradient of the SolverConfig; it counts evaluations)
+        self.block = ODEBlock(field, 0.0, 1.0, solver=solver or SolverConfig(method="rk4", gradient="backprop",
+                                                                                backend="nodelib"))
         self.readout = nn.Linear(latent, n_vars)
         self.classifier = nn.Linear(latent, 1)
 
@@ -541,18 +542,20 @@ class LatentODEModel(nn.Module):
         _, last = self.encoder(x)
         return self.to_h0(last[-1])
 
+    @property
+    def field(self) -> nn.Module:
+        """The decoder's vector field (``self.block.field``)."""
+        return self.block._module()
+
+    @property
+    def solver(self) -> SolverConfig:
+        return self.block.solver
+
     def decode(self, h0: Tensor, times: Tensor) -> tuple[Tensor, Optional[Tensor]]:
         """``h(t)`` at ``times`` (shape ``(T, B, latent)``) and the attention logits ``a(t)`` (``(T, B, d, d)``; None
         without an attention ODE)."""
-        from .adjoint import odeint_adjoint
-        from .solvers import odeint
-
-        cfg = self.solver
         state: Any = h0 if self.initial is None else (h0, self.initial(h0))
-        if cfg.gradient == "adjoint":
-            out = odeint_adjoint(self.field, state, times, **cfg.nodelib_kwargs())
-        else:
-            out = odeint(self.field, state, times, **cfg.nodelib_kwargs())
+        out = self.block.trajectory(state, times)
         if isinstance(out, tuple):
             return out[0], out[1]
         return out, None

@@ -372,7 +372,7 @@ class IrregularSeries:
 def _download(url: str, path: Path) -> None:
     import urllib.request
 
-    from .experiments._common import atomic_path
+    from ._impl.atomic import atomic_path
 
     print(f"downloading {url} to {path}", flush=True)
     with atomic_path(path) as tmp, urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310 - fixed https URL

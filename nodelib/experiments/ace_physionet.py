@@ -91,7 +91,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     move = lambda part: (part.values.to(device), part.mask.to(device), part.labels.to(device))  # noqa: E731
     (xv, mv, yv), (xt, mt, yt), (xtr, mtr, ytr) = move(val), move(test), move(train)
     visible_val, visible_test = visible_val.to(device), visible_test.to(device)
-    solver = SolverConfig(method=args.method, rtol=args.rtol, atol=args.atol,
+    solver = SolverConfig(method=args.method, rtol=args.rtol, atol=args.atol, backend="nodelib",
                           step_size=args.step_size or (float(times[1]) if args.method in ("euler", "midpoint", "rk4") else None),
                           gradient="backprop")
 
@@ -111,6 +111,11 @@ def main(argv: Optional[list[str]] = None) -> int:
         if previous.get("config") != result["config"]:
             parser.error(f"{out} was written with other settings; resume with the same options or delete it")
         result["seeds"] = previous["seeds"]
+
+    def save_result() -> None:  # after every seed, atomically, with the summary of the seeds so far
+        result["summary"] = {key: _summary(result["seeds"], key) for key in ("test_auc", "test_mse")}
+        write_json_atomic(out, result)
+
     done = {row["seed"] for row in result["seeds"]}
     for seed in seeds:
         if seed in done:
@@ -148,11 +153,9 @@ def main(argv: Optional[list[str]] = None) -> int:
                                 "seconds": fitted.seconds, "parameters": count_parameters(model), "history": fitted.history})
         print(f"seed {seed}: test AUC {scores['auc']:.3f}, interpolation MSE {scores['mse']:.2e}, best epoch "
               f"{fitted.best_iteration}, {fitted.seconds:.0f} s", flush=True)
-        result["summary"] = {"test_auc": _summary(result["seeds"], "test_auc"), "test_mse": _summary(result["seeds"], "test_mse")}
-        write_json_atomic(out, result)
+        save_result()
     result["complete"] = {row["seed"] for row in result["seeds"]} >= set(seeds)
-    result["summary"] = {"test_auc": _summary(result["seeds"], "test_auc"), "test_mse": _summary(result["seeds"], "test_mse")}
-    write_json_atomic(out, result)
+    save_result()
     print(f"wrote {out}")
     return 0
 
