@@ -10,7 +10,9 @@ parameters ``θ(t)`` for one call, with ``torch.func.functional_call``. A :class
   Euler steps on the piece boundaries this *is* chapter 1's ResNet with unshared blocks);
 - :class:`BasisExpansionParameters`: ``θ(t) = Σ_i B_i(t) ξ_i`` for a basis ``B`` (Neural-GODE's B-splines,
   chapter 8; any callable basis);
-- evolved parameters, where θ is part of the state and has dynamics of its own (ANODEV2, chapter 7):
+- :class:`EvolvedParameters`: ``θ(t_k) = Φ^k(θ_0)`` by a discrete flow map ``Φ`` of their own on a grid of equal
+  steps (ANODEV2's Eq. 13, chapter 7), held constant between grid points;
+- evolved parameters as part of the state, with continuous dynamics of their own (ANODEV2's Eq. 8, chapter 7):
   :class:`EvolvingParameterField` evolves the tuple state ``(z, θ_1, ..., θ_P)``.
 
 :class:`TimeVaryingField` is the field ``f(t, z; θ(t))`` for the first three; it is an ordinary module whose
@@ -29,7 +31,7 @@ from ._impl.checks import check_positive_int
 
 __all__ = [
     "ParameterTrajectory", "ConstantParameters", "PiecewiseConstantParameters", "BasisExpansionParameters",
-    "TimeVaryingField", "EvolvingParameterField", "parameter_shapes",
+    "EvolvedParameters", "TimeVaryingField", "EvolvingParameterField", "parameter_shapes",
 ]
 
 
@@ -181,6 +183,74 @@ class BasisExpansionParameters(ParameterTrajectory):
         for name, v in zip(self.names, self.values):
             out[name] = torch.tensordot(b.to(v.dtype).to(v.device), v, dims=1)
         return out
+
+
+class EvolvedParameters(ParameterTrajectory):
+    """``θ(t)`` made by a flow map of its own: ``θ_{k+1} = Φ(θ_k, δt)`` on ``n_steps`` equal steps of ``[t0, t1]``.
+
+    The initial parameters ``θ_0`` are learned (initialised from the template) and so are the flow's own
+    parameters ``p`` (``flow`` is a submodule). ``θ(t) = θ_k`` for ``t`` in ``[t_k, t_{k+1})`` and ``θ(t1) =
+    θ_{n_steps}``, with the round-off slack of :class:`PiecewiseConstantParameters`; ``n_steps = 0`` gives constant
+    parameters ``θ_0`` (no flow is applied). A solver that needs ``θ`` at several grid points calls
+    :meth:`states` once rather than ``θ(t)`` at each (every call of ``θ(t)`` runs the flow from ``θ_0``).
+
+    Args:
+        template: the module whose parameters evolve (its values initialise ``θ_0``).
+        flow: ``Φ``, called as ``flow(thetas, dt)`` with the tuple of parameter tensors in the template's
+            ``named_parameters`` order; returns a tuple of the same shapes.
+        n_steps: the number of flow steps (>= 0).
+        t0, t1: the interval.
+    """
+
+    def __init__(self, template: nn.Module, flow: Callable[[tuple[Tensor, ...], float], Iterable[Tensor]],
+                 n_steps: int, t0: float = 0.0, t1: float = 1.0) -> None:
+        super().__init__()
+        _check_template(template)
+        check_positive_int("n_steps", n_steps, minimum=0)
+        if not callable(flow):
+            raise TypeError(f"flow must be callable as flow(thetas, dt), got {type(flow).__name__}")
+        if not float(t1) > float(t0):
+            raise ValueError(f"need t0 < t1, got t0={t0}, t1={t1}")
+        self._init_names(parameter_shapes(template))
+        self.values = _store([p for p in template.parameters()])
+        self.flow = flow
+        self.n_steps, self.t0, self.t1 = n_steps, float(t0), float(t1)
+
+    @property
+    def dt(self) -> float:
+        """The flow's step ``(t1 - t0) / n_steps`` (the whole interval when ``n_steps = 0``)."""
+        return (self.t1 - self.t0) / max(self.n_steps, 1)
+
+    def step(self, thetas: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        """One step of the flow, ``Φ(θ, δt)``, with its output checked."""
+        out = tuple(self.flow(thetas, self.dt))
+        if len(out) != len(thetas) or any(o.shape != t.shape for o, t in zip(out, thetas)):
+            raise ValueError("the flow must return one tensor per parameter, each of its parameter's shape; got "
+                             f"{[tuple(o.shape) for o in out]} for {[tuple(t.shape) for t in thetas]}")
+        return out
+
+    def states(self, upto: Optional[int] = None) -> list[tuple[Tensor, ...]]:
+        """``[θ_0, ..., θ_upto]`` (default: every grid point), each a tuple in ``names`` order."""
+        last = self.n_steps if upto is None else upto
+        if not 0 <= last <= self.n_steps:
+            raise ValueError(f"upto must be in [0, {self.n_steps}], got {upto}")
+        out = [tuple(self.values)]
+        for _ in range(last):
+            out.append(self.step(out[-1]))
+        return out
+
+    def index(self, t: Tensor) -> int:
+        """The grid point whose parameters hold at time ``t``."""
+        if self.n_steps == 0:
+            return 0
+        t = _as_time(t)
+        position = (float(t) - self.t0) / self.dt
+        slack = 64 * torch.finfo(t.dtype if t.is_floating_point() else torch.float64).eps * max(1.0, abs(position))
+        return min(max(int(position + slack), 0), self.n_steps)
+
+    def forward(self, t: Tensor) -> dict[str, Tensor]:
+        k = self.index(t)
+        return dict(zip(self.names, self.states(k)[-1]))
 
 
 def _reinitialised(template: nn.Module) -> nn.Module:
