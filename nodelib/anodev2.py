@@ -400,7 +400,8 @@ def coupled_adjoint(block: ANODEV2Block, z0: Tensor, grad_out: Tensor) -> dict[s
             back = flow.linear([s * b for s, b in zip(slope, beta)], dt, transpose=True)  # (∂Φ/∂θ)ᵀ β_{k+1}
         with torch.enable_grad():
             out = flow(tuple(t.detach() for t in thetas[k]), dt)
-            (g,) = torch.autograd.grad(out, (flow.coefficients,), tuple(beta), allow_unused=False)
+            evolved = [(o, b) for o, b, e in zip(out, beta, flow.evolves) if e]  # biases do not depend on p
+            (g,) = torch.autograd.grad([o for o, _ in evolved], (flow.coefficients,), [b for _, b in evolved])
         grad_p = g if grad_p is None else grad_p + g
         beta = [gk + bk for gk, bk in zip(gamma[k], back)]
     return {"z0": alpha, "theta0": tuple(beta), "flow": grad_p, "norms": norm_grads}

@@ -183,6 +183,43 @@ def _ace_body(dims: int, width: int, *, solver: SolverConfig, t1: float, **_: An
 register_body(BodySpec("ace", "ACE-ODE-Net: state and elementwise attention co-evolving (dopri5, adjoint)", _ace_body,
                        _ADAPTIVE))
 
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """A registered whole network (no stem/body/head split): ``build(in_channels, n_classes, image_size)``.
+
+    The module it returns has a ``counter`` attribute (its NFE counter, or None) like :class:`Classifier`, and
+    may have ``parameter_groups(weight_decay)`` for the optimiser.
+    """
+
+    name: str
+    description: str
+    build: Callable[[int, int, int], nn.Module]
+
+
+#: Whole networks :func:`build_classifier` can build, by name (chapter 7's App. B networks).
+NETWORKS: Registry[NetworkSpec] = Registry("classifier network")
+register_network = NETWORKS.register
+
+
+def _anodev2(net: str, schedule: str) -> Callable[[int, int, int], nn.Module]:
+    def build(in_channels: int, n_classes: int, image_size: int) -> nn.Module:
+        from .anodev2 import anodev2_network  # chapter 7's module
+
+        return anodev2_network(net, schedule, in_channels, n_classes, image_size)
+
+    return build
+
+
+_ANODEV2_TEXT = {"baseline": "the residual network", "config1": "ANODEV2 configuration 1 (z and θ: 5 Euler steps)",
+                 "config2": "ANODEV2 configuration 2 (θ: 10 steps, z: 2 steps with θ(0), θ(1))",
+                 "frozen": "the frozen-θ ablation (z: 2 steps with θ(0); Table 4's Neural ODE)"}
+for _net, _title in (("alexnet", "AlexNet"), ("resnet4", "ResNet-4"), ("resnet10", "ResNet-10")):
+    for _schedule, _text in _ANODEV2_TEXT.items():
+        register_network(NetworkSpec(f"anodev2-{_net}-{_schedule}", f"{_title} of Zhang et al. 2019, App. B: {_text}",
+                                     _anodev2(_net, _schedule)))
+
 #: The registered architectures' names (kept for code that lists them).
 ARCHITECTURES = tuple(BODIES)
 #: The solver each architecture uses unless told otherwise.
@@ -223,8 +260,11 @@ def build_classifier(
     extra: int = 5,
     solver: Union[SolverConfig, Mapping[str, Any], None] = None,
     t1: float = 1.0,
-) -> Classifier:
-    """Build a classifier whose body is one of :data:`BODIES` (``"resnet"``, ``"odenet"``, ``"rknet"``, ...).
+    image_size: Optional[int] = None,
+) -> Any:
+    """Build a classifier whose body is one of :data:`BODIES` (``"resnet"``, ``"odenet"``, ``"rknet"``, ...), or
+    one of the whole networks of :data:`NETWORKS` (``"anodev2-resnet4-config1"``, ...; these need ``image_size``
+    and ignore ``dims``, ``width``, ``stem_kind``, ``n_blocks`` and ``extra``).
 
     Args:
         arch: the body's registered name.
@@ -237,7 +277,14 @@ def build_classifier(
         solver: changes to the body's default :class:`~nodelib.config.SolverConfig` (a SolverConfig replaces it;
             a dict changes single settings, e.g. ``{"gradient": "backprop", "rtol": 1e-6}``).
         t1: the end of the integration interval ``[0, t1]``.
+        image_size: the side of the (square) images, for :data:`NETWORKS` whose head depends on it.
     """
+    if arch in NETWORKS:
+        if solver:
+            raise ValueError(f"{arch} takes fixed steps; leave solver empty")
+        if image_size is None:
+            raise ValueError(f"{arch} needs image_size (the side of the square input images)")
+        return NETWORKS[arch].build(in_channels, n_classes, image_size)
     for name, value in (("in_channels", in_channels), ("n_classes", n_classes), ("width", width), ("n_blocks", n_blocks)):
         check_positive_int(name, value)
     if n_classes < 2:

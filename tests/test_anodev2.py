@@ -1,4 +1,5 @@
-"""ANODEV2's evolution operator (chapter 7, in preparation): the exact RDA solve by FFT and Eq. 13's scheme."""
+"""ANODEV2 (chapter 7): the exact RDA solve by FFT, Eq. 13, the weight flow, schedules, coupled blocks and their
+adjoint, and the networks of App. B."""
 from __future__ import annotations
 
 import math
@@ -8,7 +9,19 @@ import pytest
 import torch
 from scipy.linalg import expm
 
-from nodelib.anodev2 import rda_linear, rda_nonlinear
+from nodelib.anodev2 import (
+    SCHEDULES,
+    ANODEV2Block,
+    RDAFlow,
+    Schedule,
+    anodev2_network,
+    coupled_adjoint,
+    get_schedule,
+    rda_linear,
+    rda_nonlinear,
+    rda_rate,
+)
+from nodelib.utils import count_parameters
 
 F64 = torch.float64
 
@@ -124,3 +137,217 @@ def test_bad_arguments_are_named(args, message):
         rda_linear(*args)
     with pytest.raises(ValueError, match="n_steps"):
         rda_nonlinear(torch.zeros(3, 3), 1.0, 0.1, (0.0, 0.0), 0.0, 0)
+
+
+# --- the rate, the transpose, the flow ------------------------------------------------------------------------------
+
+
+def _generator(h: int, wd: int, tau: float, v: tuple[float, float], rho: float) -> np.ndarray:
+    eye_h, eye_w = np.eye(h), np.eye(wd)
+    return (tau * (np.kron(_dense_operator(h, True), eye_w) + np.kron(eye_h, _dense_operator(wd, True)))
+            + v[0] * np.kron(_dense_operator(h, False), eye_w) + v[1] * np.kron(eye_h, _dense_operator(wd, False))
+            + rho * np.eye(h * wd))
+
+
+@pytest.mark.parametrize("shape", [(5, 5), (4, 6)])
+def test_rate_is_the_discretised_operator_and_the_solve_its_exact_flow(shape):
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal(shape)
+    args = (0.25, (0.5, -0.8), 0.3)
+    rate = rda_rate(torch.tensor(w, dtype=F64), *args)
+    assert np.allclose(rate.numpy(), (_generator(*shape, *args) @ w.reshape(-1)).reshape(shape), atol=1e-10)
+    wt = torch.tensor(w, dtype=F64)
+    slope = (rda_linear(wt, 1e-6, *args) - rda_linear(wt, -1e-6, *args)) / 2e-6
+    assert torch.allclose(slope, rate, atol=1e-6)
+
+
+def test_the_transpose_of_the_solve_reverses_the_velocity():
+    a, b = torch.randn(5, 4, dtype=F64), torch.randn(5, 4, dtype=F64)
+    tau, v, rho, dt = 0.2, (0.7, -0.3), 0.1, 0.6
+    left = (rda_linear(a, dt, tau, v, rho) * b).sum()
+    right = (a * rda_linear(b, dt, tau, (-v[0], -v[1]), rho)).sum()
+    assert torch.allclose(left, right, atol=1e-12)
+    assert not torch.allclose(left, (a * rda_linear(b, dt, tau, v, rho)).sum(), atol=1e-3)  # v matters
+
+
+def test_flow_evolves_kernels_not_biases_and_learns_its_coefficients():
+    flow = RDAFlow([(4, 3, 3, 3), (4,)], tau=0.2, v=(0.1, -0.4), rho=0.3)
+    assert torch.allclose(flow.coefficient_values(), torch.tensor([[0.2, 0.1, -0.4, 0.3]]), atol=1e-6)
+    w, b = torch.randn(4, 3, 3, 3, dtype=torch.float32), torch.randn(4)
+    out_w, out_b = flow((w, b), 0.1)
+    assert torch.equal(out_b, b)
+    assert torch.allclose(out_w, torch.tanh(rda_linear(w, 0.1, 0.2, (0.1, -0.4), 0.3)), atol=1e-6)
+    linear = RDAFlow([(4, 3, 3, 3)], tau=0.2, nonlinear=False)
+    assert torch.allclose(linear((w,), 0.1)[0], rda_linear(w, 0.1, 0.2, (0.0, 0.0), 0.0), atol=1e-6)
+    out_w.sum().backward()
+    assert flow.coefficients.grad is not None and bool((flow.coefficients.grad != 0).all())
+    with pytest.raises(ValueError, match="two spatial axes"):
+        RDAFlow([(4,)])
+    with pytest.raises(ValueError, match="positive"):
+        RDAFlow([(2, 2, 3, 3)], tau=0.0)
+    with pytest.raises(ValueError, match="built for 1 tensors, got 2"):
+        linear((w, w), 0.1)
+
+
+def test_schedules_are_the_papers_and_bad_ones_are_refused():
+    assert SCHEDULES["config1"].uses == (0, 1, 2, 3, 4) and SCHEDULES["config1"].theta_steps == 5
+    assert SCHEDULES["config2"].z_steps == 2 and SCHEDULES["config2"].uses == (0, 10)
+    assert SCHEDULES["frozen"].z_steps == 2 and not SCHEDULES["frozen"].evolves
+    assert SCHEDULES["baseline"].z_steps == 1 and not SCHEDULES["baseline"].evolves
+    with pytest.raises(ValueError, match="θ grid index in \\[0, 2\\]"):
+        Schedule("x", 2, 2, (0, 3))
+    with pytest.raises(ValueError, match="for each of the 3 z steps"):
+        Schedule("x", 3, 2, (0, 1))
+    with pytest.raises(ValueError, match="z_steps"):
+        Schedule("x", 0, 2, ())
+    with pytest.raises(ValueError, match="unknown schedule 'config3'"):
+        get_schedule("config3")
+
+
+# --- the coupled block ------------------------------------------------------------------------------------------------
+
+def _kernels(block: ANODEV2Block) -> list[torch.Tensor]:
+    return list(block.weights.values)
+
+
+def test_baseline_block_is_a_resnet_basic_block():
+    torch.manual_seed(0)
+    block = ANODEV2Block(4, 3, "basic", "baseline").eval()
+    assert block.flow is None
+    w0, w1 = _kernels(block)
+    bn0, bn1 = block.norms[0]
+    with torch.no_grad():
+        for bn in (bn0, bn1):
+            bn.running_mean.normal_()
+            bn.running_var.uniform_(0.5, 2)
+            bn.weight.normal_()
+            bn.bias.normal_()
+    x = torch.randn(2, 4, 6, 6)
+    f = torch.nn.functional
+    expected = f.relu(x + bn1(f.conv2d(f.relu(bn0(f.conv2d(x, w0, padding=1))), w1, padding=1)))
+    assert torch.allclose(block(x), expected, atol=1e-6)
+
+
+def test_config2_uses_theta0_then_theta1_after_ten_flow_steps():
+    torch.manual_seed(1)
+    block = ANODEV2Block(3, 3, "basic", "config2", tau=0.3, v=(0.5, 0.2), rho=0.4).double().eval()
+    theta0 = tuple(_kernels(block))
+    theta = theta0
+    assert block.flow is not None
+    for _ in range(10):
+        theta = tuple(torch.tanh(rda_linear(t, 0.1, 0.3, (0.5, 0.2), 0.4)) for t in theta)
+    z = torch.randn(2, 3, 5, 5, dtype=F64)
+    with torch.no_grad():
+        z_half = z + 0.5 * block.residual(0, z, theta0)
+        expected = torch.relu(z_half + 0.5 * block.residual(1, z_half, theta))
+        assert torch.allclose(block(z), expected, atol=1e-12)
+        # and not with the weights of t = 1/2 (the θ grid point an aligned scheme would use)
+        middle = block.weights.states()[5]
+        aligned = torch.relu(z_half + 0.5 * block.residual(1, z_half, middle))
+        assert not torch.allclose(block(z), aligned, atol=1e-6)
+
+
+def test_config1_with_a_still_flow_is_euler_with_frozen_weights():
+    torch.manual_seed(2)
+    block = ANODEV2Block(3, 3, "basic", "config1", tau=1e-30, nonlinear=False).double().eval()
+    theta = tuple(_kernels(block))
+    z = torch.randn(1, 3, 4, 4, dtype=F64)
+    expected = z
+    with torch.no_grad():
+        for n in range(5):
+            expected = expected + 0.2 * block.residual(n, expected, theta)
+        assert torch.allclose(block(z), torch.relu(expected), atol=1e-12)
+
+
+@pytest.mark.parametrize("kind,schedule", [("basic", "config1"), ("basic", "config2"), ("alexnet", "config1"),
+                                           ("alexnet", "config2"), ("basic", "frozen")])
+def test_discrete_adjoint_matches_autograd(kind, schedule):
+    torch.manual_seed(3)
+    block = ANODEV2Block(3, 3, kind, schedule, tau=0.3, v=(0.4, -0.2), rho=0.5).double().eval()
+    z0 = torch.randn(2, 3, 5, 5, dtype=F64, requires_grad=True)
+    c = torch.randn(2, 3, 5, 5, dtype=F64)
+    flow_params = [block.flow.coefficients] if block.flow is not None else []
+    norm_params = list(block.norms.parameters())
+    grads = torch.autograd.grad((block(z0) * c).sum(), [z0, *_kernels(block), *flow_params, *norm_params])
+    ours = coupled_adjoint(block, z0, c)
+    n_theta = len(ours["theta0"])
+    assert torch.allclose(grads[0], ours["z0"], atol=1e-12)
+    for g, a in zip(grads[1:1 + n_theta], ours["theta0"]):
+        assert torch.allclose(g, a, atol=1e-12)
+    if flow_params:
+        assert torch.allclose(grads[1 + n_theta], ours["flow"], atol=1e-12)
+    else:
+        assert ours["flow"] is None
+    for g, a in zip(grads[1 + n_theta + len(flow_params):], ours["norms"].values()):
+        assert torch.allclose(g, a, atol=1e-12)
+
+
+def test_discrete_adjoint_matches_finite_differences():
+    torch.manual_seed(4)
+    block = ANODEV2Block(2, 3, "basic", "config1", tau=0.3, v=(0.4, -0.2), rho=0.5).double().eval()
+    assert block.flow is not None
+    z0 = torch.randn(1, 2, 4, 4, dtype=F64)
+    c = torch.randn(1, 2, 4, 4, dtype=F64)
+    ours = coupled_adjoint(block, z0, c)
+
+    def loss() -> float:
+        with torch.no_grad():
+            return float((block(z0) * c).sum())
+
+    eps = 1e-6
+    for tensor, grad, index in [(block.flow.coefficients, ours["flow"], (0, 0)),  # raw τ of the first kernel
+                                (block.flow.coefficients, ours["flow"], (1, 2)),  # v_col of the second
+                                (block.flow.coefficients, ours["flow"], (0, 3)),  # ρ of the first
+                                (block.weights.values[0], ours["theta0"][0], (1, 0, 2, 1))]:
+        with torch.no_grad():
+            tensor[index] += eps
+            up = loss()
+            tensor[index] -= 2 * eps
+            down = loss()
+            tensor[index] += eps
+        assert abs((up - down) / (2 * eps) - float(grad[index])) < 1e-6 * max(1.0, abs(float(grad[index])))
+
+
+def test_block_errors_are_named():
+    with pytest.raises(ValueError, match="odd"):
+        ANODEV2Block(4, 4)
+    with pytest.raises(ValueError, match="kind must be one of"):
+        ANODEV2Block(4, 3, "wide")
+    with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
+        ANODEV2Block(4, 3)(torch.randn(4, 5, 5))
+
+
+# --- the networks of App. B ---------------------------------------------------------------------------------------------
+
+TABLE3_BASELINE = {"alexnet": 1_756_682, "resnet4": 7_706, "resnet10": 44_186}
+# Per extra Euler step of z, BatchNorm layers of its own (2 × channels per BN); 4 coefficients per evolved kernel.
+EXTRA_BN_PER_STEP = {"alexnet": 2 * 64, "resnet4": 2 * 2 * 16, "resnet10": 2 * (2 * 16 + 2 * 16 + 2 * 32)}
+EVOLVED_KERNELS = {"alexnet": 1, "resnet4": 2, "resnet10": 6}
+
+
+@pytest.mark.parametrize("net", sorted(TABLE3_BASELINE))
+def test_parameter_counts(net):
+    assert count_parameters(anodev2_network(net, "baseline")) == TABLE3_BASELINE[net]
+    for schedule in ("config1", "config2", "frozen"):
+        s = SCHEDULES[schedule]
+        expected = (TABLE3_BASELINE[net] + (s.z_steps - 1) * EXTRA_BN_PER_STEP[net]
+                    + (4 * EVOLVED_KERNELS[net] if s.evolves else 0))
+        assert count_parameters(anodev2_network(net, schedule)) == expected
+
+
+@pytest.mark.parametrize("net,size,channels", [("alexnet", 32, 3), ("resnet4", 28, 1), ("resnet10", 28, 1)])
+def test_networks_classify_images_and_refuse_wrong_ones(net, size, channels):
+    model = anodev2_network(net, "config2", in_channels=channels, image_size=size)
+    assert model(torch.randn(2, channels, size, size)).shape == (2, 10)
+    groups = model.parameter_groups(5e-4)
+    assert groups[1]["weight_decay"] == 0.0 and len(groups[1]["params"]) == len(model.blocks)
+    with pytest.raises(ValueError, match=f"\\(B, {channels}, H, W\\)"):
+        model(torch.randn(2, channels + 1, size, size))
+    with pytest.raises(ValueError, match="unknown network"):
+        anodev2_network("vgg")
+
+
+def test_resnet_heads_see_the_papers_feature_sizes_on_28_pixel_images():
+    # the 8x8 pools round up: 28x28 images give the head 256 (ResNet-4) and 128 (ResNet-10) features, as 32x32 do
+    assert anodev2_network("resnet4", in_channels=1, image_size=28).head[0].in_features == 256
+    assert anodev2_network("resnet10", in_channels=1, image_size=28).head[0].in_features == 128

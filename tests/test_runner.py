@@ -46,7 +46,7 @@ def test_every_registered_experiment_runs_at_smoke_size(name, tmp_path):
     passes = 2 if experiment.training == "alternating" else 1  # Algorithm 1: a pass on L_h, then one on L_a
     assert first["examples_per_second"] == pytest.approx(passes * result["config"]["data"]["train"] / first["seconds"])
     assert 0 <= first["test_accuracy"] <= 1 and first["peak_memory_mib"] > 0
-    if experiment.arch == "resnet":
+    if experiment.arch == "resnet" or experiment.arch.startswith("anodev2-"):  # no solver: fixed steps
         assert first["nfe_forward"] == first["nfe_backward"] == 0
     elif experiment.solver.get("gradient", "adjoint") == "adjoint":
         assert first["nfe_forward"] > 0 and first["nfe_backward"] > 0  # adjoint: the backward pass solves too
@@ -56,7 +56,7 @@ def test_every_registered_experiment_runs_at_smoke_size(name, tmp_path):
 
     info = dataset_info(experiment.data)
     model = build_classifier(experiment.arch, info.channels, info.n_classes, dims=info.dims, width=experiment.width,
-                             stem_kind=experiment.stem)
+                             stem_kind=experiment.stem, image_size=info.size)
     assert result["parameters"] == count_parameters(model)
     assert (folder / "checkpoint.pt").is_file() and (folder / "curves.png").stat().st_size > 1000
 

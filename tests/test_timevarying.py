@@ -1,6 +1,8 @@
 """nodelib.timevarying: θ(t) as one abstraction; chapter 1's unshared ResNet is its piecewise-constant case."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -98,3 +100,51 @@ def test_clear_errors():
         PiecewiseConstantParameters(MLPField(2))
     with pytest.raises(ValueError, match="other parameters than this template"):
         TimeVaryingField(MLPField(3), ConstantParameters(MLPField(2)))
+
+
+# --- parameters evolved by a discrete flow map (ANODEV2, chapter 7) --------------------------------------------------
+
+from nodelib.timevarying import EvolvedParameters  # noqa: E402
+
+
+class _Scale(nn.Module):
+    """Φ(θ, δt) = e^{a δt} θ with a learned a."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Parameter(torch.tensor(0.5))
+
+    def forward(self, thetas, dt):
+        return tuple(torch.exp(self.a * dt) * t for t in thetas)
+
+
+def test_evolved_parameters_follow_the_flow_and_hold_between_grid_points():
+    template = nn.Linear(2, 3)
+    traj = EvolvedParameters(template, _Scale(), n_steps=4, t0=0.0, t1=2.0)
+    assert traj.dt == 0.5
+    states = traj.states()
+    assert len(states) == 5
+    for k, state in enumerate(states):
+        assert torch.allclose(state[0], template.weight * math.exp(0.5 * 0.5 * k))
+    assert traj.index(torch.tensor(0.49)) == 0 and traj.index(torch.tensor(0.5)) == 1
+    assert traj.index(torch.tensor(2.0)) == 4
+    # a float32 grid point a hair below its boundary still lands on it
+    assert traj.index(torch.tensor(3 * 0.5, dtype=torch.float32) - 1e-7) == 3
+    assert torch.allclose(traj(torch.tensor(1.2))["weight"], states[2][0])
+    traj(torch.tensor(2.0))["bias"].sum().backward()
+    assert traj.flow.a.grad is not None and traj.values[1].grad is not None  # p and θ_0 both learn
+
+
+def test_evolved_parameters_without_steps_are_constant_and_bad_flows_are_named():
+    template = nn.Linear(2, 3)
+    traj = EvolvedParameters(template, _Scale(), n_steps=0)
+    assert len(traj.states()) == 1 and torch.equal(traj(torch.tensor(0.7))["weight"], template.weight)
+    with pytest.raises(ValueError, match="non-negative integer"):
+        EvolvedParameters(template, _Scale(), n_steps=-1)
+    with pytest.raises(TypeError, match="flow must be callable"):
+        EvolvedParameters(template, 3, n_steps=2)  # type: ignore[arg-type]
+    bad = EvolvedParameters(template, lambda thetas, dt: (thetas[0],), n_steps=2)
+    with pytest.raises(ValueError, match="one tensor per parameter"):
+        bad.states()
+    with pytest.raises(ValueError, match=r"upto must be in \[0, 2\]"):
+        EvolvedParameters(template, _Scale(), n_steps=2).states(3)

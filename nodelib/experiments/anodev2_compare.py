@@ -62,14 +62,17 @@ def load_images(data: str, root: Optional[Path] = None, n_train: Optional[int] =
 def accuracy(model: nn.Module, data: tuple[Tensor, Tensor], batch_size: int = 500) -> float:
     model.eval()
     x, y = data
-    hits = sum(int((model(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum()) for i in range(0, len(y), batch_size))
+    device = next(model.parameters()).device
+    hits = sum(int((model(x[i:i + batch_size].to(device)).argmax(1).cpu() == y[i:i + batch_size]).sum())
+               for i in range(0, len(y), batch_size))
     return hits / len(y)
 
 
 def train_once(net: str, schedule: str, images: dict[str, tuple[Tensor, Tensor]], seed: int, *, epochs: int,
                batch_size: int = 128, lr: float = 0.1, milestones: Sequence[int] = (), weight_decay: float = 5e-4,
                checkpoint: Optional[Path] = None, resume: bool = False, progress: bool = False,
-               on_epoch: Optional[Callable[[dict[str, Any]], None]] = None) -> tuple[nn.Module, dict[str, Any]]:
+               on_epoch: Optional[Callable[[dict[str, Any]], None]] = None,
+               device: Optional[torch.device] = None) -> tuple[nn.Module, dict[str, Any]]:
     """Train one network with one schedule and seed; return the model (best validation epoch's weights) and its
     record (per-epoch metrics, best epoch, test accuracy there and at the end, seconds, parameters)."""
     from tqdm.auto import tqdm
@@ -80,13 +83,15 @@ def train_once(net: str, schedule: str, images: dict[str, tuple[Tensor, Tensor]]
 
     x, y = images["train"]
     torch.manual_seed(seed)
-    model = anodev2_network(net, schedule, in_channels=x.shape[1], n_classes=int(y.max()) + 1, image_size=x.shape[-1])
+    device = device or torch.device("cpu")
+    model = anodev2_network(net, schedule, in_channels=x.shape[1], n_classes=int(y.max()) + 1,
+                            image_size=x.shape[-1]).to(device)
     optimizer = torch.optim.SGD(model.parameter_groups(weight_decay), lr=lr, momentum=0.9)
     steps = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(milestones), 0.1)
     history: list[dict[str, Any]] = []
     best_state: Optional[dict[str, Tensor]] = None
     if resume and checkpoint is not None and checkpoint.exists():
-        state = torch.load(checkpoint, weights_only=False)
+        state = torch.load(checkpoint, map_location=device, weights_only=False)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         steps.load_state_dict(state["schedule"])
@@ -98,7 +103,7 @@ def train_once(net: str, schedule: str, images: dict[str, tuple[Tensor, Tensor]]
         order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed * 100003 + epoch))
         total, count = 0.0, 0
         for index in order.split(batch_size):
-            loss = nn.functional.cross_entropy(model(x[index]), y[index])
+            loss = nn.functional.cross_entropy(model(x[index].to(device)), y[index].to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -156,6 +161,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--weight-decay", type=float, default=5e-4)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
     parser.add_argument("--download", action="store_true")
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--no-progress", action="store_true")
@@ -165,6 +171,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[list[str]] = None) -> int:
     from ..anodev2 import SCHEDULES
+    from ..utils import get_device
     from ._common import describe_machine, write_json_atomic
 
     parser = _parser()
@@ -183,6 +190,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
+        device = get_device(args.device)
         images = load_images(args.data, args.data_dir, args.train_size, args.validation_size, args.test_size, args.download)
     except (ValueError, FileNotFoundError) as err:
         parser.error(str(err))
@@ -191,9 +199,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         "experiment": "anodev2_compare",
         "command": " ".join(["python -m nodelib.experiments.anodev2_compare", *(argv if argv is not None else sys.argv[1:])]),
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
-                   if k not in ("out", "resume", "no_progress", "threads", "data_dir", "download")},
+                   if k not in ("out", "resume", "no_progress", "threads", "data_dir", "download", "device")},
         "data": {name: len(part[1]) for name, part in images.items()},
-        "machine": describe_machine(torch.device("cpu")), "runs": [], "complete": False,
+        "machine": describe_machine(device), "runs": [], "complete": False,
     }
     if args.resume and out.exists():
         previous = json.loads(out.read_text())
@@ -213,7 +221,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             checkpoint = out.parent / f"checkpoint-{schedule}-seed{seed}.pt"
             _, record = train_once(args.net, schedule, images, seed, epochs=args.epochs, batch_size=args.batch,
                                    lr=args.lr, milestones=milestones, weight_decay=args.weight_decay,
-                                   checkpoint=checkpoint, resume=args.resume, progress=not args.no_progress)
+                                   checkpoint=checkpoint, resume=args.resume, progress=not args.no_progress,
+                                   device=device)
             result["runs"].append(record)
             print(f"{args.net} {schedule} seed {seed}: test accuracy {record['test_accuracy_at_best']:.4f} at epoch "
                   f"{record['best_epoch']} (final {record['final_test_accuracy']:.4f}), {record['seconds']:.0f} s",

@@ -155,6 +155,33 @@ for _name, _arch, _training, _text in (
         smoke_train=48, smoke_test=16, smoke_epochs=1, smoke_batch_size=16,
     ))
 
+# --- ANODEV2: Zhang et al. (2019) Tables 1-4, App. A.1 and B; chapter 7 ---
+_ANODEV2_NETS = {
+    # net: (title, epochs, learning-rate drops) of App. B.1 / B.2
+    "alexnet": ("AlexNet", 120, (40, 80, 100)),
+    "resnet4": ("ResNet-4", 350, (150, 300)),
+    "resnet10": ("ResNet-10", 350, (150, 300)),
+}
+_ANODEV2_SCHEDULES = {
+    "baseline": "the residual network (Tables 1, 2, 4 baseline)",
+    "config1": "configuration 1: z and θ share 5 Euler steps (Eq. 9, Table 1)",
+    "config2": "configuration 2: θ 10 steps of 1/10, z 2 steps with θ(0), θ(1) (App. A.1, Table 2)",
+    "frozen": "frozen θ: z 2 steps with θ(0), the equal-FLOP ablation (Table 4's Neural ODE)",
+}
+for _data in ("cifar10", "fashionmnist"):
+    for _net, (_title, _epochs, _drops) in _ANODEV2_NETS.items():
+        for _schedule, _text in _ANODEV2_SCHEDULES.items():
+            register(ClassifierExperiment(
+                name=f"{_data}-anodev2-{_net}-{_schedule}", chapter=7,
+                description=f"{'CIFAR-10' if _data == 'cifar10' else 'Fashion-MNIST'}: {_title}, {_text}",
+                source="Zhang et al. 2019, App. A.1 and B (epochs, learning-rate drops, lr 0.1, batch 256, data "
+                       "augmentation); SGD with momentum 0.9 and weight decay 5e-4 (not on the RDA coefficients) and "
+                       "the 5,000 validation images are ours (the paper gives neither optimiser nor selection)",
+                data=_data, arch=f"anodev2-{_net}-{_schedule}", epochs=_epochs, batch_size=256, lr=0.1,
+                weight_decay=5e-4, milestones=_drops, augment=True, validation=5000,
+                smoke_train=32, smoke_test=16, smoke_epochs=1, smoke_batch_size=16,
+            ))
+
 # --- ECG heartbeats: Facci & Zurlo (2022) Sec. 4.2, Figs. 16-17 ---
 for _arch in ("resnet", "odenet"):
     register(ClassifierExperiment(
@@ -205,6 +232,11 @@ for _name, (_attention, _training, _text) in _PHYSIONET.items():
         ("--patients", "60", "--epochs", "1", "--seeds", "0", "--quantization", "12", "--method", "rk4", "--batch", "20",
          "--no-progress"),
         args=("--attention", _attention, "--training", _training), takes_data=True, takes_resume=True))
+register(ScriptExperiment(
+    "anodev2-compare", 7, "baseline, configurations 1 and 2 and frozen θ over seeds at CPU scale (chapter 7's table)",
+    "Zhang et al. 2019, Tables 1, 2, 4 at reduced scale", "anodev2_compare",
+    ("--data", "mnist5k", "--train-size", "64", "--validation-size", "32", "--test-size", "32", "--epochs", "1",
+     "--seeds", "0", "--schedules", "baseline,config2", "--no-progress"), takes_data=True, takes_resume=True))
 register(ScriptExperiment(
     "gpu-speed", 5, "ms per training iteration of ODE-Nets: torchdiffeq eager against nodelib's fast path",
     "torchdiffeq's MNIST example model (Chen et al. 2018)", "gpu_speed", ("--smoke", "--configs", "rk4")))

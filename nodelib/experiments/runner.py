@@ -264,7 +264,7 @@ def run_classifier(experiment: ClassifierExperiment, options: RunOptions) -> dic
     n_classes = info.n_classes
     torch.manual_seed(options.seed)
     model = build_classifier(config.arch, info.channels, n_classes, dims=info.dims, width=config.width,
-                             stem_kind=config.stem, solver=config.solver or None).to(device)
+                             stem_kind=config.stem, solver=config.solver or None, image_size=info.size).to(device)
     counter = model.counter
     from ..ace import attention_penalty, frozen, split_parameters
 
@@ -284,10 +284,13 @@ def run_classifier(experiment: ClassifierExperiment, options: RunOptions) -> dic
                                                       find_unused_parameters=config.training == "alternating")
     optimizers: list[torch.optim.Optimizer] = []
     for _, params, _, _ in phases:
+        groups: Any = params
+        if len(phases) == 1 and hasattr(model, "parameter_groups"):  # e.g. no weight decay on ANODEV2's coefficients
+            groups = model.parameter_groups(config.weight_decay)
         if config.optimizer == "sgd":
-            optimizers.append(torch.optim.SGD(params, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay))
+            optimizers.append(torch.optim.SGD(groups, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay))
         elif config.optimizer == "adam":
-            optimizers.append(torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay))
+            optimizers.append(torch.optim.Adam(groups, lr=config.lr, weight_decay=config.weight_decay))
         else:
             raise RunError(f"optimizer must be 'sgd' or 'adam', got {config.optimizer!r}")
     schedules = [torch.optim.lr_scheduler.MultiStepLR(o, list(config.milestones), config.gamma) for o in optimizers]
