@@ -206,6 +206,20 @@ class RDAFlow(nn.Module):
                 out.append(theta)
         return tuple(out)
 
+    def rate(self, thetas: Sequence[Tensor]) -> tuple[Tensor, ...]:
+        """Eq. 8's right-hand side ``σ(τΔw + v·∇w + ρw)`` for every evolved tensor (0 for biases): the dynamics
+        of :class:`nodelib.timevarying.EvolvingParameterField`, to solve Eq. 8 itself with an ODE solver."""
+        values, out, j = self.coefficient_values(), [], 0
+        for theta, evolves in zip(thetas, self.evolves):
+            if evolves:
+                tau, vr, vc, rho = values[j].to(theta.dtype).unbind()
+                r = rda_rate(theta, tau, (vr, vc), rho)
+                out.append(torch.tanh(r) if self.nonlinear else r)
+                j += 1
+            else:
+                out.append(torch.zeros_like(theta))
+        return tuple(out)
+
     def forward(self, thetas: Sequence[Tensor], dt: float) -> tuple[Tensor, ...]:
         if len(thetas) != len(self.evolves):
             raise ValueError(f"the flow was built for {len(self.evolves)} tensors, got {len(thetas)}")

@@ -351,3 +351,35 @@ def test_resnet_heads_see_the_papers_feature_sizes_on_28_pixel_images():
     # the 8x8 pools round up: 28x28 images give the head 256 (ResNet-4) and 128 (ResNet-10) features, as 32x32 do
     assert anodev2_network("resnet4", in_channels=1, image_size=28).head[0].in_features == 256
     assert anodev2_network("resnet10", in_channels=1, image_size=28).head[0].in_features == 128
+
+
+def test_the_flows_rate_solved_by_the_core_is_the_exact_linear_flow_and_eq8():
+    from nodelib import odeint
+    from nodelib.timevarying import EvolvingParameterField
+
+    class ConvField(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(2, 2, 3, padding=1)
+
+        def forward(self, t, z):
+            return torch.tanh(self.conv(z))
+
+    torch.manual_seed(5)
+    template = ConvField().double()
+    linear = RDAFlow([p.shape for p in template.parameters()], tau=0.3, v=(0.6, -0.4), rho=0.2, nonlinear=False)
+    linear = linear.double()
+    field = EvolvingParameterField(template, lambda t, thetas: linear.rate(thetas))
+    # dz/dt = conv(z; w(t)) while the kernel evolves: the coupled (z, w) state of the core, solved by dopri5
+    z0 = torch.randn(1, 2, 4, 4, dtype=F64)
+    out = odeint(lambda t, s: field(t, s), field.initial_state(z0), torch.tensor([0.0, 0.7], dtype=F64),
+                 rtol=1e-10, atol=1e-12)
+    w_end, b_end = out[1][-1], out[2][-1]
+    conv = template.conv
+    assert torch.allclose(w_end, linear.linear((conv.weight, conv.bias), 0.7)[0], atol=1e-8)
+    assert torch.equal(b_end, conv.bias.detach())  # biases do not evolve
+    # Eq. 8 itself (σ = tanh on the rate) for pure reaction: w(1) = asinh(e sinh w0), not Eq. 13's value
+    reaction = RDAFlow([(1, 1, 3, 3)], tau=1e-30, rho=1.0).double()
+    w1 = odeint(lambda t, w: reaction.rate((w,))[0], torch.ones(1, 1, 3, 3, dtype=F64), [0.0, 1.0],
+                rtol=1e-10, atol=1e-12)[-1]
+    assert torch.allclose(w1, torch.full_like(w1, math.asinh(math.e * math.sinh(1.0))), atol=1e-7)
