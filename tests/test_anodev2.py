@@ -383,3 +383,32 @@ def test_the_flows_rate_solved_by_the_core_is_the_exact_linear_flow_and_eq8():
     w1 = odeint(lambda t, w: reaction.rate((w,))[0], torch.ones(1, 1, 3, 3, dtype=F64), [0.0, 1.0],
                 rtol=1e-10, atol=1e-12)[-1]
     assert torch.allclose(w1, torch.full_like(w1, math.asinh(math.e * math.sinh(1.0))), atol=1e-7)
+
+
+# --- the recorded comparison (chapter 7) ------------------------------------------------------------------------------
+
+def test_recorded_fashionmnist_comparison_describes_the_code_that_ships():
+    import shlex
+
+    from nodelib.experiments import load_result
+    from nodelib.experiments.anodev2_compare import _parser, summarise
+
+    recorded = load_result("anodev2-resnet4-fashionmnist_cpu")
+    assert recorded["complete"] and "+dirty" not in recorded["machine"]["revision"]
+    # the command line, parsed today, gives the configuration recorded with it
+    args = _parser().parse_args(shlex.split(recorded["command"])[3:])
+    expected = {k: (str(v) if hasattr(v, "parent") else v) for k, v in vars(args).items() if k in recorded["config"]}
+    assert expected == recorded["config"]
+    runs = recorded["runs"]
+    assert sorted((r["schedule"], r["seed"]) for r in runs) == sorted(
+        (s, seed) for s in SCHEDULES for seed in (0, 1, 2))
+    assert recorded["data"] == {"train": 20000, "validation": 5000, "test": 10000}
+    for r in runs:
+        assert len(r["history"]) == args.epochs
+        best = max(r["history"], key=lambda h: h["validation_accuracy"])
+        assert r["best_epoch"] == best["epoch"] and r["test_accuracy_at_best"] == best["test_accuracy"]
+        model = anodev2_network("resnet4", r["schedule"], in_channels=1, image_size=28)
+        assert r["parameters"] == count_parameters(model)
+    summary = summarise(runs)
+    for schedule, row in recorded["summary"].items():
+        assert row == pytest.approx(summary[schedule])

@@ -74,6 +74,16 @@ def test_chapter_six_renders_its_parts(built_book):
     assert 'id="equation-eq-ch6-adjoint"' in html
 
 
+def test_chapter_seven_renders_its_parts(built_book):
+    html = (built_book / "chapters" / "07_anodev2.html").read_text(encoding="utf-8")
+    assert html.count("<img") >= 6, "RDA terms, Eq. 8 vs Eq. 13, live accuracies, kernels, recorded runs"
+    assert "1,756,682" in html and "44,186" in html, "Table 3's baseline counts, from the executed cells"
+    assert "verdict" in html and html.count("<table") >= 2, "the open-choices table and the claims table"
+    assert "does not hold" in html, "Eq. 13 is not Eq. 8, in the claims table"
+    assert html.count('class="exercise') >= 4 and html.count('class="solution') >= 4
+    assert 'id="equation-eq-ch7-adjoint"' in html and 'id="equation-eq-ch7-eq13"' in html
+
+
 @pytest.mark.slow
 def test_front_matter_is_built(built_book):
     for page in ["intro", "how_to_use", "notation", "bibliography"]:

@@ -20,10 +20,12 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence, Union
 
 import torch
 from torch import Tensor, nn
+
+from ..anodev2 import Schedule, anodev2_network, get_schedule
 
 DATA_CHOICES = ("fashionmnist", "mnist5k")
 
@@ -68,16 +70,17 @@ def accuracy(model: nn.Module, data: tuple[Tensor, Tensor], batch_size: int = 50
     return hits / len(y)
 
 
-def train_once(net: str, schedule: str, images: dict[str, tuple[Tensor, Tensor]], seed: int, *, epochs: int,
+def train_once(net: str, schedule: Union[str, Schedule], images: dict[str, tuple[Tensor, Tensor]], seed: int, *, epochs: int,
                batch_size: int = 128, lr: float = 0.1, milestones: Sequence[int] = (), weight_decay: float = 5e-4,
                checkpoint: Optional[Path] = None, resume: bool = False, progress: bool = False,
                on_epoch: Optional[Callable[[dict[str, Any]], None]] = None,
-               device: Optional[torch.device] = None) -> tuple[nn.Module, dict[str, Any]]:
-    """Train one network with one schedule and seed; return the model (best validation epoch's weights) and its
-    record (per-epoch metrics, best epoch, test accuracy there and at the end, seconds, parameters)."""
+               device: Optional[torch.device] = None, **network_options: Any) -> tuple[nn.Module, dict[str, Any]]:
+    """Train one network with one schedule (a name of ``SCHEDULES`` or a :class:`~nodelib.anodev2.Schedule`) and
+    seed; return the model (best validation epoch's weights) and its record (per-epoch metrics, best epoch, test
+    accuracy there and at the end, seconds, parameters). ``network_options`` go to
+    :func:`~nodelib.anodev2.anodev2_network` (e.g. ``nonlinear=False``)."""
     from tqdm.auto import tqdm
 
-    from ..anodev2 import anodev2_network
     from ..utils import count_parameters
     from ._common import atomic_path
 
@@ -85,7 +88,7 @@ def train_once(net: str, schedule: str, images: dict[str, tuple[Tensor, Tensor]]
     torch.manual_seed(seed)
     device = device or torch.device("cpu")
     model = anodev2_network(net, schedule, in_channels=x.shape[1], n_classes=int(y.max()) + 1,
-                            image_size=x.shape[-1]).to(device)
+                            image_size=x.shape[-1], **network_options).to(device)
     optimizer = torch.optim.SGD(model.parameter_groups(weight_decay), lr=lr, momentum=0.9)
     steps = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(milestones), 0.1)
     history: list[dict[str, Any]] = []
@@ -96,7 +99,8 @@ def train_once(net: str, schedule: str, images: dict[str, tuple[Tensor, Tensor]]
         optimizer.load_state_dict(state["optimizer"])
         steps.load_state_dict(state["schedule"])
         history, best_state = state["history"], state["best"]
-    bar = tqdm(range(len(history), epochs), desc=f"{net} {schedule} seed {seed}", disable=not progress, leave=False)
+    name = get_schedule(schedule).name
+    bar = tqdm(range(len(history), epochs), desc=f"{net} {name} seed {seed}", disable=not progress, leave=False)
     for epoch in bar:
         model.train()
         started = time.perf_counter()
@@ -124,7 +128,7 @@ def train_once(net: str, schedule: str, images: dict[str, tuple[Tensor, Tensor]]
         if on_epoch is not None:
             on_epoch(row)
     best = max(history, key=lambda h: h["validation_accuracy"])  # the first of equals
-    record = {"net": net, "schedule": schedule, "seed": seed, "parameters": count_parameters(model),
+    record = {"net": net, "schedule": name, "seed": seed, "parameters": count_parameters(model),
               "best_epoch": best["epoch"], "best_validation_accuracy": best["validation_accuracy"],
               "test_accuracy_at_best": best["test_accuracy"], "final_test_accuracy": history[-1]["test_accuracy"],
               "seconds": sum(h["seconds"] for h in history), "history": history}
