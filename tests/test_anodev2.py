@@ -412,3 +412,22 @@ def test_recorded_fashionmnist_comparison_describes_the_code_that_ships():
     summary = summarise(runs)
     for schedule, row in recorded["summary"].items():
         assert row == pytest.approx(summary[schedule])
+
+
+def test_comparison_data_and_summary_say_what_is_wrong():
+    from nodelib.experiments.anodev2_compare import load_images, summarise
+
+    images = load_images("mnist5k", n_train=100, n_validation=50, n_test=40)
+    assert {k: len(v[1]) for k, v in images.items()} == {"train": 100, "validation": 50, "test": 40}
+    again = load_images("mnist5k", n_train=100, n_validation=50, n_test=40)
+    assert torch.equal(images["validation"][0], again["validation"][0])  # the same subsets every call
+    assert abs(float(images["train"][0].mean())) < 0.5  # normalised
+    with pytest.raises(ValueError, match="data must be one of"):
+        load_images("cifar100")
+    with pytest.raises(ValueError, match=r"n_train \+ n_validation <= 4000"):
+        load_images("mnist5k", n_train=4000, n_validation=1)
+    rows = [{"schedule": "a", "test_accuracy_at_best": v} for v in (0.5, 0.7)] + \
+        [{"schedule": "b", "test_accuracy_at_best": 0.9}]
+    summary = summarise(rows)
+    assert summary["a"]["mean"] == pytest.approx(0.6) and summary["a"]["std"] == pytest.approx(math.sqrt(0.02))
+    assert summary["b"] == {"mean": 0.9, "std": 0.0, "min": 0.9, "max": 0.9, "n": 1}
