@@ -386,20 +386,18 @@ def coupled_adjoint(block: ANODEV2Block, z0: Tensor, grad_out: Tensor) -> dict[s
             alpha = alpha * (zs[-1] > 0).to(alpha.dtype)
     gamma = [[torch.zeros_like(t) for t in thetas[0]] for _ in thetas]
     norm_grads = {name: torch.zeros_like(p) for name, p in block.norms.named_parameters()}
-    norm_params = dict(block.norms.named_parameters())
     for n in reversed(range(schedule.z_steps)):
         k = schedule.uses[n]
         z = zs[n].clone().requires_grad_(True)
         theta = tuple(t.detach().clone().requires_grad_(True) for t in thetas[k])
-        step_norms = [p for name, p in norm_params.items() if name.startswith(f"{n}.")]
+        step_norms = dict(block.norms[n].named_parameters(prefix=str(n)))  # this step's BatchNorm layers
         with torch.enable_grad():
             out = h * block.residual(n, z, theta)
-            grads = torch.autograd.grad(out, (z, *theta, *step_norms), alpha)
+            grads = torch.autograd.grad(out, (z, *theta, *step_norms.values()), alpha)
         alpha = alpha + grads[0]
         for j, g in enumerate(grads[1:1 + len(theta)]):
             gamma[k][j] = gamma[k][j] + g
-        for (name, _), g in zip([(nm, p) for nm, p in norm_params.items() if nm.startswith(f"{n}.")],
-                                grads[1 + len(theta):]):
+        for name, g in zip(step_norms, grads[1 + len(theta):]):
             norm_grads[name] = norm_grads[name] + g
     beta = gamma[-1]
     flow = block.flow

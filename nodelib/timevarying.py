@@ -58,6 +58,14 @@ def _as_time(t: Any) -> Tensor:
     return t
 
 
+def _grid_index(t: Tensor, t0: float, width: float) -> int:
+    """The index k >= 0 of the grid cell ``[t0 + k width, t0 + (k + 1) width)`` that holds ``t``, forgiving
+    round-off: a grid point ``t0 + k h`` computed in float32 may fall a hair below boundary k."""
+    position = (float(t) - t0) / width
+    slack = 64 * torch.finfo(t.dtype if t.is_floating_point() else torch.float64).eps * max(1.0, abs(position))
+    return max(int(position + slack), 0)
+
+
 class ParameterTrajectory(nn.Module):
     """``θ(t)``: called with a time, returns a dict from the template's parameter names to tensors."""
 
@@ -131,12 +139,7 @@ class PiecewiseConstantParameters(ParameterTrajectory):
 
     def piece(self, t: Tensor) -> int:
         """The index of the piece that holds time ``t``."""
-        t = _as_time(t)
-        width = (self.t1 - self.t0) / self.n_pieces
-        position = (float(t) - self.t0) / width
-        # forgive round-off: a grid point t0 + k h computed in float32 may fall a hair below boundary k
-        slack = 64 * torch.finfo(t.dtype if t.is_floating_point() else torch.float64).eps * max(1.0, abs(position))
-        return min(max(int(position + slack), 0), self.n_pieces - 1)
+        return min(_grid_index(_as_time(t), self.t0, (self.t1 - self.t0) / self.n_pieces), self.n_pieces - 1)
 
     def forward(self, t: Tensor) -> dict[str, Tensor]:
         k = self.piece(t)
@@ -243,10 +246,7 @@ class EvolvedParameters(ParameterTrajectory):
         """The grid point whose parameters hold at time ``t``."""
         if self.n_steps == 0:
             return 0
-        t = _as_time(t)
-        position = (float(t) - self.t0) / self.dt
-        slack = 64 * torch.finfo(t.dtype if t.is_floating_point() else torch.float64).eps * max(1.0, abs(position))
-        return min(max(int(position + slack), 0), self.n_steps)
+        return min(_grid_index(_as_time(t), self.t0, self.dt), self.n_steps)
 
     def forward(self, t: Tensor) -> dict[str, Tensor]:
         k = self.index(t)
