@@ -50,6 +50,7 @@ class BodySpec:
     description: str
     build: Callable[..., tuple[nn.Module, int, Optional[NFECounter]]]
     solver: Optional[SolverConfig] = None  # None: the body has no ODE solver
+    options: tuple[str, ...] = ()  # the keyword options of `build` a caller may set (build_classifier's body_options)
 
 
 #: Every body :func:`build_classifier` can build, by name. A new architecture is one :func:`register_body`.
@@ -184,6 +185,20 @@ register_body(BodySpec("ace", "ACE-ODE-Net: state and elementwise attention co-e
                        _ADAPTIVE))
 
 
+def _gode_body(dims: int, width: int, *, solver: SolverConfig, t1: float, n_basis: int = 8, degree: int = 1,
+               knots: str = "clamped", n_layers: int = 2, init: str = "independent", **_: Any
+               ) -> tuple[nn.Module, int, NFECounter]:
+    from .gode import GODEField  # chapter 8's model
+
+    counter = NFECounter(GODEField(width, n_basis, degree, t1, knots, n_layers=n_layers, dims=dims, init=init))
+    return nn.Sequential(ODEBlock(counter, 0.0, float(t1), solver=solver)), width, counter
+
+
+register_body(BodySpec("gode", "Neural-GODE: (GN-ReLU-convt) x 2 with B-spline kernels, Euler step 0.05, backprop",
+                       _gode_body, SolverConfig(method="euler", step_size=0.05, gradient="backprop"),
+                       options=("n_basis", "degree", "knots", "n_layers", "init")))
+
+
 
 @dataclass(frozen=True)
 class NetworkSpec:
@@ -261,6 +276,7 @@ def build_classifier(
     solver: Union[SolverConfig, Mapping[str, Any], None] = None,
     t1: float = 1.0,
     image_size: Optional[int] = None,
+    body_options: Optional[Mapping[str, Any]] = None,
 ) -> Any:
     """Build a classifier whose body is one of :data:`BODIES` (``"resnet"``, ``"odenet"``, ``"rknet"``, ...), or
     one of the whole networks of :data:`NETWORKS` (``"anodev2-resnet4-config1"``, ...; these need ``image_size``
@@ -278,8 +294,12 @@ def build_classifier(
             a dict changes single settings, e.g. ``{"gradient": "backprop", "rtol": 1e-6}``).
         t1: the end of the integration interval ``[0, t1]``.
         image_size: the side of the (square) images, for :data:`NETWORKS` whose head depends on it.
+        body_options: options of the body that has them, e.g. ``{"n_basis": 4, "degree": 1, "knots": "uniform"}``
+            for ``"gode"`` (its :attr:`BodySpec.options` names them; any other key is an error).
     """
     if arch in NETWORKS:
+        if body_options:
+            raise ValueError(f"{arch} is a whole network; it takes no body_options")
         if solver:
             raise ValueError(f"{arch} takes fixed steps; leave solver empty")
         if image_size is None:
@@ -292,6 +312,11 @@ def build_classifier(
     if not (isinstance(t1, (int, float)) and math.isfinite(t1) and t1 > 0):
         raise ValueError(f"t1 must be a positive finite number, got {t1!r}")
     spec = BODIES.lookup(arch)
+    options = dict(body_options or {})
+    unknown = sorted(set(options) - set(spec.options))
+    if unknown:
+        raise ValueError(f"the {arch} body takes no option {', '.join(map(repr, unknown))}; its options are "
+                         f"{', '.join(spec.options) or 'none'}")
     front = stem(dims, in_channels, width, stem_kind)
     if spec.solver is None:
         if solver:
@@ -299,5 +324,5 @@ def build_classifier(
         config = None
     else:
         config = SolverConfig.from_mapping(solver, base=spec.solver)
-    body, channels, counter = spec.build(dims, width, n_blocks=n_blocks, extra=extra, solver=config, t1=t1)
+    body, channels, counter = spec.build(dims, width, n_blocks=n_blocks, extra=extra, solver=config, t1=t1, **options)
     return Classifier(arch, front, body, head(dims, channels, n_classes), counter, dims, in_channels)

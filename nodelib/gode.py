@@ -1,12 +1,18 @@
-"""Neural-GODE (chapter 8, in preparation): parameters that vary with depth as B-spline expansions.
+"""Neural-GODE (chapter 8): parameters that vary with depth as B-spline expansions, and the GODE view.
 
 Yu, Miao and Wu let the weights of an ODE-Net's field vary with the integration time ``t`` as
 ``θ(t) = Σ_i B_{i,k}(t) ξ_i`` (their Eq. 6): ``m`` B-spline basis functions of degree ``k`` with learned
 coefficients ``ξ_i``. A Neural ODE (``k = 0, m = 1``) and a ResNet (degree 0, one basis function per Euler step)
-are the two ends (Eqs. 7-8). So far this module holds the basis:
+are the two ends (Eqs. 7-8). The module holds:
 
-- :func:`bspline_basis`: the Cox-de Boor recursion, in the graph, on the device of ``t``, for the two knot
-  choices the chapter compares.
+- :func:`bspline_basis` and :class:`BSplineBasis`: the Cox-de Boor recursion, in the graph, on the device of
+  ``t``, for the two knot choices the chapter compares;
+- :class:`BSplineConv` (the paper's "convt"): a bias-free convolution whose kernel is ``Σ_i B_i(t) ξ_i``, built
+  on the core's :class:`~nodelib.timevarying.BasisExpansionParameters`;
+- :class:`GODEField`: the ODE block's field, (GroupNorm-ReLU-convt) twice, registered as the classifier body
+  ``"gode"`` of :mod:`nodelib.classification` (the stem and head of chapter 5);
+- the generalized-ODE view (Eqs. 2-3 and 5): :class:`Family` (:data:`FAMILIES`: Gaussian, Bernoulli, Poisson with
+  their canonical links) and :class:`GODERegressor`, ``dZ/dt = σ(Z β(t) + b(t))``, ``η = g(μ) = Z(T) θ``.
 
 The knots matter. The paper's (Sec. 2.3, ``knots="uniform"``) are ``t_i = i T / (k + m)``, ``i = 0..k+m``: with
 ``k >= 1`` the basis sums to 0 at ``t = 0`` (the first Euler step sees zero weights) and to 1 only on
@@ -17,11 +23,21 @@ partition of unity on all of ``[0, T]``.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+from torch.nn import functional as F
 
-__all__ = ["KNOT_CHOICES", "bspline_basis", "bspline_knots"]
+from ._impl.checks import check_positive_int
+from .timevarying import BasisExpansionParameters, TimeVaryingField
+
+__all__ = ["KNOT_CHOICES", "INITS", "bspline_basis", "bspline_knots", "BSplineBasis", "BSplineConv", "GODEField",
+           "Family", "FAMILIES", "GODERegressor", "gode_parameter_count", "pearson_dispersion"]
+
+#: How :class:`BSplineConv` initialises its coefficients.
+INITS = ("independent", "shared")
 
 KNOT_CHOICES = ("clamped", "uniform")
 
@@ -53,12 +69,48 @@ def bspline_knots(n_basis: int, degree: int, t_end: float = 1.0, knots: str = "c
     return torch.cat([zeros, inner, ends])
 
 
+def _check_times(t: Any, t_end: float) -> None:
+    if not isinstance(t, Tensor) or t.dim() != 1 or not t.is_floating_point():
+        got = f"{tuple(t.shape)} {t.dtype}" if isinstance(t, Tensor) else type(t).__name__
+        raise ValueError(f"t must be a 1-D floating-point tensor of times, got {got}")
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"t must be finite; got non-finite times at positions "
+                         f"{torch.nonzero(~torch.isfinite(t)).flatten().tolist()[:5]}")
+    low, high = (float(t.detach().min()), float(t.detach().max())) if len(t) else (0.0, 0.0)
+    if low < 0 or high > t_end:
+        raise ValueError(f"t must lie in [0, t_end] = [0, {t_end}]; got times from {low} to {high}")
+
+
+def _cox_de_boor(t: Tensor, u: Tensor, degree: int, t_end: float, clamped: bool) -> Tensor:
+    """The recursion of Eqs. 6-8 at the (checked) times ``t`` for the knots ``u``: shape ``(len(t), len(u) - degree
+    - 1)``."""
+    x = t[:, None]
+    # degree 0 on half-open spans, (len(t), len(u) - 1); a time within round-off below a knot counts as on it,
+    # so that a solver's grid t0 + n h lands in span n (as in timevarying.PiecewiseConstantParameters)
+    slack = 64 * torch.finfo(t.dtype).eps * max(1.0, float(t_end))
+    shifted = x.detach() + slack
+    basis = ((shifted >= u[:-1]) & (shifted < u[1:])).to(t.dtype)
+    # t = T belongs to the last non-empty span, as in de Boor's and scipy's convention (the spline is continuous
+    # from the left there): for degree 0 and one basis function, B_00(T) = 1, a Neural ODE at every time
+    last = len(u) - degree - 2 if clamped else len(u) - 2
+    at_end = (x.detach() >= t_end).to(t.dtype)
+    basis = basis * (1 - at_end) + at_end * (torch.arange(len(u) - 1, device=t.device) == last).to(t.dtype)
+    for d in range(1, degree + 1):
+        left_den = u[d:-1] - u[:-d - 1]  # t_{i+d} - t_i
+        right_den = u[d + 1:] - u[1:-d]  # t_{i+d+1} - t_{i+1}
+        left = torch.where(left_den > 0, (x - u[:-d - 1]) / torch.where(left_den > 0, left_den, 1.0), 0.0)
+        right = torch.where(right_den > 0, (u[d + 1:] - x) / torch.where(right_den > 0, right_den, 1.0), 0.0)
+        basis = left * basis[:, :-1] + right * basis[:, 1:]
+    return basis
+
+
 def bspline_basis(t: Tensor, n_basis: int, degree: int, t_end: float = 1.0, knots: str = "clamped") -> Tensor:
     """The B-spline basis ``B_{i,k}(t)`` (Eqs. 6-8) at the times ``t``: a tensor of shape ``(len(t), n_basis)``.
 
     Computed by the Cox-de Boor recursion in ``t``'s dtype and on its device, in the graph (differentiable in
     ``t`` between knots), for any ``t_end > 0``. Degree 0 uses half-open spans ``[t_i, t_{i+1})`` (Eq. 8); a time
-    a few units of round-off below a knot counts as on it.
+    a few units of round-off below a knot counts as on it, and ``t = T`` counts as in the last non-empty span
+    (de Boor's convention; it matters only for degree 0, where otherwise every basis function would vanish at T).
 
     Args:
         t: a 1-D floating-point tensor of times in ``[0, t_end]``.
@@ -70,32 +122,288 @@ def bspline_basis(t: Tensor, n_basis: int, degree: int, t_end: float = 1.0, knot
             basis sums to 1 only on ``[t_k, t_m]`` and is 0 at ``t = 0`` for ``k >= 1`` and at ``t = T``).
     """
     _check(n_basis, degree, t_end, knots)
-    if not isinstance(t, Tensor) or t.dim() != 1 or not t.is_floating_point():
-        got = f"{tuple(t.shape)} {t.dtype}" if isinstance(t, Tensor) else type(t).__name__
-        raise ValueError(f"t must be a 1-D floating-point tensor of times, got {got}")
-    if not bool(torch.isfinite(t).all()):
-        raise ValueError(f"t must be finite; got non-finite times at positions "
-                         f"{torch.nonzero(~torch.isfinite(t)).flatten().tolist()[:5]}")
-    low, high = (float(t.detach().min()), float(t.detach().max())) if len(t) else (0.0, 0.0)
-    if low < 0 or high > t_end:
-        raise ValueError(f"t must lie in [0, t_end] = [0, {t_end}]; got times from {low} to {high}")
+    _check_times(t, t_end)
     u = bspline_knots(n_basis, degree, t_end, knots, dtype=t.dtype, device=t.device)
-    x = t[:, None]
-    # degree 0 on half-open spans, (len(t), len(u) - 1); a time within round-off below a knot counts as on it,
-    # so that a solver's grid t0 + n h lands in span n (as in timevarying.PiecewiseConstantParameters)
-    slack = 64 * torch.finfo(t.dtype).eps * max(1.0, float(t_end))
-    shifted = x.detach() + slack
-    basis = ((shifted >= u[:-1]) & (shifted < u[1:])).to(t.dtype)
-    if knots == "clamped":
-        # t = T belongs to the last non-empty span (the spline is continuous from the left there)
-        last = len(u) - degree - 2
-        at_end = (t == t_end).to(t.dtype)[:, None]
-        basis = basis * (1 - at_end) + at_end * torch.nn.functional.one_hot(
-            torch.tensor(last, device=t.device), len(u) - 1).to(t.dtype)
-    for d in range(1, degree + 1):
-        left_den = u[d:-1] - u[:-d - 1]  # t_{i+d} - t_i
-        right_den = u[d + 1:] - u[1:-d]  # t_{i+d+1} - t_{i+1}
-        left = torch.where(left_den > 0, (x - u[:-d - 1]) / torch.where(left_den > 0, left_den, 1.0), 0.0)
-        right = torch.where(right_den > 0, (u[d + 1:] - x) / torch.where(right_den > 0, right_den, 1.0), 0.0)
-        basis = left * basis[:, :-1] + right * basis[:, 1:]
-    return basis
+    return _cox_de_boor(t, u, degree, float(t_end), knots == "clamped")
+
+
+class BSplineBasis(nn.Module):
+    """The basis as a callable of one time: ``basis(t)`` is the 1-D tensor ``(B_0(t), ..., B_{m-1}(t))``.
+
+    What :class:`~nodelib.timevarying.BasisExpansionParameters` takes; the knots are computed once per dtype and
+    device. Unlike :func:`bspline_basis` it accepts times outside ``[0, T]`` and holds the basis constant there
+    (``B(t) = B(0)`` before, ``B(T)`` after): an adaptive solver such as torchdiffeq's dopri5 steps past the end
+    of the interval and interpolates back, so the field is evaluated a little beyond ``T``. Non-finite times are
+    errors (checked on the CPU only: on an accelerator the check would stop the device at every evaluation).
+    """
+
+    def __init__(self, n_basis: int, degree: int, t_end: float = 1.0, knots: str = "clamped") -> None:
+        super().__init__()
+        _check(n_basis, degree, t_end, knots)
+        self.n_basis, self.degree, self.t_end, self.knots = n_basis, degree, float(t_end), knots
+        self._knots: dict[tuple[torch.dtype, torch.device], Tensor] = {}
+
+    def extra_repr(self) -> str:
+        return f"n_basis={self.n_basis}, degree={self.degree}, t_end={self.t_end}, knots={self.knots!r}"
+
+    def knot_vector(self, dtype: torch.dtype = torch.float64, device: Optional[torch.device] = None) -> Tensor:
+        key = (dtype, torch.device(device or "cpu"))
+        if key not in self._knots:
+            self._knots[key] = bspline_knots(self.n_basis, self.degree, self.t_end, self.knots, dtype, key[1])
+        return self._knots[key]
+
+    def forward(self, t: Any) -> Tensor:
+        t = torch.as_tensor(t)
+        if not t.is_floating_point():
+            t = t.to(torch.get_default_dtype())
+        times = t.reshape(1) if t.dim() == 0 else t
+        if times.device.type == "cpu" and not bool(torch.isfinite(times).all()):
+            raise ValueError(f"the basis needs finite times, got {times.tolist()[:5]}")
+        times = times.clamp(0.0, self.t_end)
+        values = _cox_de_boor(times, self.knot_vector(times.dtype, times.device), self.degree, self.t_end,
+                              self.knots == "clamped")
+        return values[0] if t.dim() == 0 else values
+
+    def mean_square_sum(self, points: int = 2001) -> float:
+        """``(1/T) ∫_0^T Σ_i B_i(t)^2 dt`` (trapezoid rule): the variance factor of ``θ(t)`` when the ``ξ_i`` are
+        independent with equal variance."""
+        t = torch.linspace(0, self.t_end, points, dtype=torch.float64)
+        return float(torch.trapezoid(self(t).pow(2).sum(1), t)) / self.t_end
+
+
+class _Conv(nn.Module):
+    """The template a :class:`BSplineConv` expands: a bias-free convolution called as ``(t, x)``."""
+
+    def __init__(self, dims: int, channels: int, kernel_size: int) -> None:
+        super().__init__()
+        from .classification import _conv
+
+        self.conv = _conv(dims)(channels, channels, kernel_size, padding=kernel_size // 2, bias=False)
+
+    def forward(self, t: Tensor, x: Tensor) -> Tensor:
+        return self.conv(x)
+
+
+class BSplineConv(nn.Module):
+    """The paper's "convt": a bias-free convolution whose kernel at time ``t`` is ``θ(t) = Σ_i B_i(t) ξ_i``.
+
+    No time channel is appended (the time enters only through the kernel). Called as ``conv(t, x)``.
+
+    Args:
+        channels: input and output channels.
+        n_basis, degree, t_end, knots: the basis (see :func:`bspline_basis`).
+        dims: 2 for images ``(B, C, H, W)``, 1 for signals ``(B, C, L)``.
+        kernel_size: an odd size (3 in the paper); the padding keeps the spatial shape.
+        init: ``"independent"`` (default): each ``ξ_i`` drawn as PyTorch draws a convolution's kernel, then all
+            scaled by ``1 / sqrt(mean_t Σ_i B_i(t)^2)``, so that ``θ(t)`` has an ordinary convolution's scale
+            averaged over ``[0, T]`` (without the factor it would be up to ``sqrt(m)`` times smaller where several
+            basis functions overlap); with degree 0 the factor is 1 and each piece is an ordinary convolution.
+            ``"shared"``: every ``ξ_i`` the same draw, so ``θ(t)`` starts as one ordinary kernel times ``Σ_i
+            B_i(t)`` (constant in ``t`` for clamped knots: training starts from a Neural ODE).
+    """
+
+    def __init__(self, channels: int, n_basis: int, degree: int = 1, t_end: float = 1.0, knots: str = "clamped", *,
+                 dims: int = 2, kernel_size: int = 3, init: str = "independent") -> None:
+        super().__init__()
+        check_positive_int("channels", channels)
+        if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be a positive odd integer (the padding keeps the shape), got "
+                             f"{kernel_size!r}")
+        if init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {init!r}")
+        self.basis = BSplineBasis(n_basis, degree, t_end, knots)
+        template = _Conv(dims, channels, kernel_size)
+        trajectory = BasisExpansionParameters(template, self.basis, n_basis,
+                                              init="random" if init == "independent" else "template")
+        if init == "independent":
+            with torch.no_grad():
+                trajectory.values[0].div_(math.sqrt(self.basis.mean_square_sum()))
+        self.field = TimeVaryingField(template, trajectory)
+        self.dims, self.channels, self.kernel_size, self.init = dims, channels, kernel_size, init
+
+    @property
+    def coefficients(self) -> nn.Parameter:
+        """The ``ξ_i``, shape ``(n_basis, channels, channels, kernel_size[, kernel_size])``."""
+        values: nn.Parameter = self.field.trajectory.values[0]  # type: ignore[assignment,index]
+        return values
+
+    def weight(self, t: Any) -> Tensor:
+        """The kernel ``θ(t)`` at one time."""
+        return self.field.trajectory(torch.as_tensor(t, dtype=self.coefficients.dtype))["conv.weight"]
+
+    def forward(self, t: Tensor, x: Tensor) -> Tensor:
+        return self.field(t, x)
+
+
+class GODEField(nn.Module):
+    """The ODE block's field of Neural-GODE: ``n_layers`` times GroupNorm-ReLU-convt (Fig. 1; two in the paper).
+
+    The GroupNorm parameters are constant in time; every convolution's kernel is a B-spline expansion
+    (:class:`BSplineConv`). With two layers and 64 channels the block has ``73,728 m + 256`` parameters.
+    """
+
+    def __init__(self, channels: int, n_basis: int, degree: int = 1, t_end: float = 1.0, knots: str = "clamped", *,
+                 n_layers: int = 2, dims: int = 2, init: str = "independent") -> None:
+        super().__init__()
+        from .classification import group_norm
+
+        check_positive_int("n_layers", n_layers)
+        self.norms = nn.ModuleList([group_norm(channels) for _ in range(n_layers)])
+        self.convs = nn.ModuleList([BSplineConv(channels, n_basis, degree, t_end, knots, dims=dims, init=init)
+                                    for _ in range(n_layers)])
+        self.relu = nn.ReLU()
+
+    @property
+    def basis(self) -> BSplineBasis:
+        basis: BSplineBasis = self.convs[0].basis  # type: ignore[assignment]
+        return basis
+
+    def forward(self, t: Tensor, x: Tensor) -> Tensor:
+        for norm, conv in zip(self.norms, self.convs):
+            x = conv(t, self.relu(norm(x)))
+        return x
+
+
+def gode_parameter_count(n_basis: int, in_channels: int = 1, n_layers: int = 2, width: int = 64,
+                         n_classes: int = 10) -> int:
+    """The parameters of the Neural-GODE classifier (chapter 5's stem and head, :class:`GODEField` body), by
+    formula: 133,130 + 73,728 m on MNIST and 134,282 + 73,728 m on CIFAR-10 (Tables 1, 2, 4)."""
+    stem = (in_channels * 9 + 1) * width + 2 * width + 2 * ((16 * width + 1) * width) + 2 * width
+    head = 2 * width + (width + 1) * n_classes
+    return stem + head + n_layers * (2 * width + n_basis * width * width * 9)
+
+
+# --- the generalized ODE view (Eqs. 2-3, 5) ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Family:
+    """An exponential family of Eq. 2 with its canonical link ``g``, so the natural parameter is ``ψ = η``.
+
+    ``nll(η, y)`` is ``-log f(y; ψ = η)`` per observation with ``a(φ) = 1`` (``(b(η) - y η) - c(y)``), the loss a
+    model of ``η`` minimises; ``mean`` is ``μ = b'(η) = g^{-1}(η)``; ``variance`` is ``V(μ) = b''(ψ)``, so that
+    ``Var(y) = a(φ) V(μ)``; ``deviance`` is the unit deviance ``2 (log f(y; y) - log f(y; μ))``.
+    """
+
+    name: str
+    link: str
+    mean: Callable[[Tensor], Tensor]
+    nll: Callable[[Tensor, Tensor], Tensor]
+    variance: Callable[[Tensor], Tensor]
+    deviance: Callable[[Tensor, Tensor], Tensor]
+    support: str
+
+    def check(self, y: Tensor) -> None:
+        """A clear error for responses outside the family's support."""
+        bad = {"real": ~torch.isfinite(y),
+               "binary": (y != 0) & (y != 1),
+               "counts": (y < 0) | (y != torch.round(y)) | ~torch.isfinite(y)}[self.support]
+        if bool(bad.any()):
+            where = torch.nonzero(bad.reshape(-1)).flatten().tolist()[:5]
+            raise ValueError(f"the {self.name} family needs {self.support} responses; got "
+                             f"{y.reshape(-1)[where].tolist()} at positions {where}")
+
+
+def _xlogy_ratio(y: Tensor, mu: Tensor) -> Tensor:
+    return torch.xlogy(y, y) - torch.xlogy(y, mu)
+
+
+#: The families of Eq. 2 used in the book, each with its canonical link.
+FAMILIES: dict[str, Family] = {
+    "gaussian": Family("gaussian", "identity", lambda eta: eta,
+                       lambda eta, y: 0.5 * (y - eta) ** 2 + 0.5 * math.log(2 * math.pi),
+                       lambda mu: torch.ones_like(mu), lambda y, mu: (y - mu) ** 2, "real"),
+    "bernoulli": Family("bernoulli", "logit", torch.sigmoid,
+                        lambda eta, y: F.softplus(eta) - y * eta,
+                        lambda mu: mu * (1 - mu),
+                        lambda y, mu: 2 * (_xlogy_ratio(y, mu) + _xlogy_ratio(1 - y, 1 - mu)), "binary"),
+    "poisson": Family("poisson", "log", torch.exp,
+                      lambda eta, y: torch.exp(eta) - y * eta + torch.lgamma(y + 1),
+                      lambda mu: mu, lambda y, mu: 2 * (_xlogy_ratio(y, mu) - (y - mu)), "counts"),
+}
+
+
+def pearson_dispersion(y: Tensor, mu: Tensor, family: Family, n_parameters: int = 0) -> float:
+    """The moment estimate of ``a(φ)``: ``Σ (y - μ)^2 / V(μ) / (n - n_parameters)`` (1 if the family fits the
+    variance; e.g. > 1 for overdispersed counts)."""
+    if y.shape != mu.shape:
+        raise ValueError(f"y and mu must have the same shape, got {tuple(y.shape)} and {tuple(mu.shape)}")
+    dof = y.numel() - n_parameters
+    if dof < 1:
+        raise ValueError(f"need more observations ({y.numel()}) than parameters ({n_parameters})")
+    return float(((y - mu) ** 2 / family.variance(mu)).sum()) / dof
+
+
+class _Dense(nn.Module):
+    """The template of Eq. 5's field: ``σ(Z β + b)`` called as ``(t, Z)``."""
+
+    def __init__(self, dim: int, activation: Callable[[], nn.Module]) -> None:
+        super().__init__()
+        self.linear = nn.Linear(dim, dim)
+        self.activation = activation()
+
+    def forward(self, t: Tensor, z: Tensor) -> Tensor:
+        return self.activation(self.linear(z))
+
+
+class GODERegressor(nn.Module):
+    """Eq. 5: ``dZ/dt = σ(Z β(t) + b(t))``, ``Z(0) = X``, and ``η = g(μ) = Z(T) θ + θ_0``, with ``β(t)``, ``b(t)``
+    B-spline expansions (Eq. 6) and ``y`` from an exponential family (Eq. 2) with its canonical link.
+
+    Args:
+        n_features: ``p``, the covariates in ``X`` (the state has ``p + extra`` coordinates).
+        family: a name of :data:`FAMILIES` or a :class:`Family`.
+        n_basis, degree, t_end, knots: the basis of ``β(t)`` and ``b(t)``.
+        extra: zero coordinates appended to ``X`` (room for the flow, as in chapter 4's augmentation).
+        activation: ``σ``.
+        solver: the ODE block's :class:`~nodelib.config.SolverConfig` or dict (default: Euler, 20 steps of ``T/20``).
+
+    ``forward(X)`` returns ``η`` (shape ``(N,)``); :meth:`mean` returns ``μ``; :meth:`loss` the mean negative
+    log-likelihood of Eq. 2 with ``a(φ) = 1``.
+    """
+
+    def __init__(self, n_features: int, family: Any = "poisson", n_basis: int = 4, degree: int = 1,
+                 t_end: float = 1.0, knots: str = "clamped", *, extra: int = 0,
+                 activation: Callable[[], nn.Module] = nn.Tanh, solver: Any = None) -> None:
+        super().__init__()
+        from .blocks import ODEBlock
+
+        check_positive_int("n_features", n_features)
+        check_positive_int("extra", extra, minimum=0)
+        if isinstance(family, str):
+            if family not in FAMILIES:
+                raise ValueError(f"family must be one of {tuple(FAMILIES)} or a Family, got {family!r}")
+            family = FAMILIES[family]
+        if not isinstance(family, Family):
+            raise TypeError(f"family must be a name of FAMILIES or a Family, got {type(family).__name__}")
+        self.family, self.n_features, self.extra = family, n_features, extra
+        dim = n_features + extra
+        template = _Dense(dim, activation)
+        self.basis = BSplineBasis(n_basis, degree, t_end, knots)
+        self.field = TimeVaryingField(template, BasisExpansionParameters(template, self.basis, n_basis))
+        solver = solver if solver is not None else {"method": "euler", "step_size": t_end / 20}
+        self.block = ODEBlock(self.field, 0.0, t_end, solver=solver)
+        self.output = nn.Linear(dim, 1)
+
+    def _check(self, x: Tensor) -> None:
+        if not isinstance(x, Tensor) or x.dim() != 2 or x.shape[1] != self.n_features or not x.is_floating_point():
+            got = f"{tuple(x.shape)} {x.dtype}" if isinstance(x, Tensor) else type(x).__name__
+            raise ValueError(f"X must be a floating-point tensor of shape (N, {self.n_features}), got {got}")
+
+    def state(self, x: Tensor) -> Tensor:
+        """``Z(T)``, the covariates carried through the flow."""
+        self._check(x)
+        z0 = F.pad(x, (0, self.extra)) if self.extra else x
+        return self.block(z0)  # type: ignore[no-any-return]
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.output(self.state(x)).squeeze(-1)
+
+    def mean(self, x: Tensor) -> Tensor:
+        return self.family.mean(self(x))
+
+    def loss(self, x: Tensor, y: Tensor) -> Tensor:
+        if y.shape != (x.shape[0],):
+            raise ValueError(f"y must have shape ({x.shape[0]},) (one response per row of X), got {tuple(y.shape)}")
+        self.family.check(y)
+        return self.family.nll(self(x), y.to(x.dtype)).mean()

@@ -83,7 +83,7 @@ def test_odenet_forward_matches_a_direct_torchdiffeq_solve():
 @pytest.mark.parametrize(
     "kwargs,message",
     [
-        (dict(arch="densenet"), "no classifier body called 'densenet'; registered: ace, augmented, odenet, resnet, rknet"),
+        (dict(arch="densenet"), "no classifier body called 'densenet'; registered: ace, augmented, gode, odenet, resnet, rknet"),
         (dict(dims=3), "dims must be 1"),
         (dict(n_classes=1), "at least 2"),
         (dict(width=0), "width must be a positive integer"),

@@ -1,12 +1,32 @@
-"""Neural-GODE (chapter 8, in preparation): the B-spline basis of Eqs. 6-8 with the paper's knots and clamped ones."""
+"""Neural-GODE (chapter 8): the B-spline basis of Eqs. 6-8, the convt layer and field, their two ends, the GODE
+view (exponential families, the regressor of Eq. 5) and the sweeps of Tables 2-4."""
 from __future__ import annotations
+
+import math
+import statistics
 
 import numpy as np
 import pytest
 import torch
 from scipy.interpolate import BSpline
+from torch import nn
 
-from nodelib.gode import bspline_basis, bspline_knots
+from nodelib.blocks import ODEBlock
+from nodelib.classification import ConvResBlock, build_classifier
+from nodelib.gode import (
+    FAMILIES,
+    BSplineBasis,
+    BSplineConv,
+    GODEField,
+    GODERegressor,
+    _Conv,
+    bspline_basis,
+    bspline_knots,
+    gode_parameter_count,
+    pearson_dispersion,
+)
+from nodelib.timevarying import PiecewiseConstantParameters
+from nodelib.utils import count_parameters
 
 F64 = torch.float64
 
@@ -95,3 +115,241 @@ def test_the_papers_knots_allow_fewer_basis_functions_than_clamped_ones():
     # uniform knots exist for any m >= 1, e.g. 2 basis functions of degree 3 (the recursion just has support gaps)
     basis = bspline_basis(torch.linspace(0, 1, 7, dtype=F64), 2, 3, knots="uniform")
     assert basis.shape == (7, 2) and bool((basis.sum(1) <= 1).all())
+
+
+# --- the basis as a callable, the convt layer and the field ---------------------------------------------------
+
+
+def test_basis_module_matches_the_function_and_takes_one_time():
+    basis = BSplineBasis(6, 2, 2.0, "uniform")
+    t = torch.linspace(0, 2, 13, dtype=F64)
+    assert torch.equal(basis(t), bspline_basis(t, 6, 2, 2.0, "uniform"))
+    assert torch.equal(basis(torch.tensor(0.7, dtype=F64)), bspline_basis(torch.tensor([0.7], dtype=F64), 6, 2, 2.0,
+                                                                          "uniform")[0])
+    # beyond the interval (where an adaptive solver overshoots T before interpolating back) the basis is held
+    assert torch.equal(basis(torch.tensor(2.5, dtype=F64)), basis(torch.tensor(2.0, dtype=F64)))
+    assert torch.equal(basis(torch.tensor(-0.1, dtype=F64)), basis(torch.tensor(0.0, dtype=F64)))
+    with pytest.raises(ValueError, match="the basis needs finite times"):
+        basis(torch.tensor(float("nan")))
+
+
+class _PlainField(nn.Module):
+    """GN-ReLU-conv-GN-ReLU-conv with constant bias-free kernels: the Neural ODE end, written independently."""
+
+    def __init__(self, gode: GODEField, piece: int = 0) -> None:
+        super().__init__()
+        self.gode, self.piece = gode, piece
+
+    def forward(self, t, x):
+        for norm, conv in zip(self.gode.norms, self.gode.convs):
+            x = nn.functional.conv2d(torch.relu(norm(x)), conv.coefficients[self.piece], padding=1)
+        return x
+
+
+@pytest.mark.parametrize("method,options", [("euler", {"step_size": 0.05}), ("dopri5", {"rtol": 1e-6, "atol": 1e-8})])
+def test_degree_0_with_one_basis_function_is_a_neural_ode_with_constant_weights(method, options):
+    torch.manual_seed(0)
+    for knots in ("clamped", "uniform"):
+        field = GODEField(8, n_basis=1, degree=0, knots=knots).double()
+        x = torch.randn(3, 8, 5, 5, dtype=F64)
+        ours = ODEBlock(field, 0.0, 1.0, method=method, **options)(x)
+        plain = ODEBlock(_PlainField(field), 0.0, 1.0, method=method, **options)(x)
+        assert torch.allclose(ours, plain, rtol=0, atol=1e-13)
+        for t in (0.0, 0.37, 1.0):  # θ(t) = ξ_0 at every time, the ends included
+            assert torch.equal(field.convs[0].weight(t), field.convs[0].coefficients[0])
+
+
+@pytest.mark.parametrize("n_steps,t_end", [(5, 1.0), (8, 2.0)])
+def test_degree_0_with_a_basis_function_per_euler_step_is_a_resnet_with_a_weight_per_block(n_steps, t_end):
+    torch.manual_seed(1)
+    h = t_end / n_steps
+    field = GODEField(8, n_basis=n_steps, degree=0, t_end=t_end).double()
+    x = torch.randn(2, 8, 6, 6, dtype=F64)
+    ours = ODEBlock(field, 0.0, t_end, method="euler", step_size=h)(x)
+    # Eq. 4 / Eq. 1: N residual blocks x + h σ(...), block n with the n-th coefficients (the GroupNorms shared)
+    blocks = []
+    for n in range(n_steps):
+        block = ConvResBlock(2, 8).double()
+        block.gn1, block.gn2 = field.norms[0], field.norms[1]
+        with torch.no_grad():
+            block.conv1.weight.copy_(field.convs[0].coefficients[n])
+            block.conv2.weight.copy_(h * field.convs[1].coefficients[n])
+        blocks.append(block)
+    assert torch.allclose(ours, nn.Sequential(*blocks)(x), rtol=0, atol=1e-12)
+    # and the core's piecewise-constant parameters give the same kernel at every step
+    pieces = PiecewiseConstantParameters(_Conv(2, 8, 3).double(), 0.0, t_end, n_pieces=n_steps)
+    with torch.no_grad():
+        pieces.values[0].copy_(field.convs[0].coefficients)
+    for n in range(n_steps):
+        t = torch.tensor(n * h, dtype=torch.float32)  # a float32 grid point, a hair off the knot
+        assert torch.equal(field.convs[0].weight(t).double(), pieces(t)["conv.weight"])
+
+
+def test_the_papers_knots_make_the_first_step_do_nothing_and_clamped_ones_do_not():
+    torch.manual_seed(2)
+    x = torch.randn(2, 8, 5, 5)
+    uniform = GODEField(8, n_basis=8, degree=1, knots="uniform")
+    clamped = GODEField(8, n_basis=8, degree=1, knots="clamped")
+    assert torch.equal(uniform(torch.tensor(0.0), x), torch.zeros_like(x))
+    assert float(clamped(torch.tensor(0.0), x).detach().abs().max()) > 0.01
+    # its gradient reaches ξ_0 only through later steps: at t = 0 no coefficient gets any
+    uniform(torch.tensor(0.0), x).sum().backward()
+    assert all(float(c.coefficients.grad.abs().max()) == 0 for c in uniform.convs)
+
+
+@pytest.mark.parametrize("n_basis,degree,knots", [(8, 1, "clamped"), (8, 3, "clamped"), (12, 5, "uniform"), (1, 0, "clamped")])
+def test_independent_init_gives_theta_an_ordinary_convolutions_scale(n_basis, degree, knots):
+    torch.manual_seed(3)
+    conv_std = float(torch.cat([nn.Conv2d(64, 64, 3, bias=False).weight.flatten() for _ in range(4)]).std())
+    layer = BSplineConv(64, n_basis, degree, knots=knots)
+    t = torch.linspace(0, 1, 201)
+    rms = math.sqrt(statistics.fmean(float(layer.weight(s).pow(2).mean()) for s in t))
+    assert abs(rms / conv_std - 1) < 0.08
+    if n_basis > 1:  # without the factor, overlapping basis functions shrink θ(t)
+        plain = math.sqrt(layer.basis.mean_square_sum())
+        assert plain < 0.85
+    shared = BSplineConv(64, n_basis, degree, knots="clamped", init="shared") if knots == "clamped" else None
+    if shared is not None:  # every ξ_i the same draw: with clamped knots θ(t) = ξ_0 at every time
+        for s in (0.0, 0.31, 1.0):
+            assert torch.allclose(shared.weight(s), shared.coefficients[0], atol=1e-6)
+
+
+def test_convt_layer_errors():
+    with pytest.raises(ValueError, match="kernel_size must be a positive odd integer"):
+        BSplineConv(4, 3, kernel_size=4)
+    with pytest.raises(ValueError, match="init must be one of"):
+        BSplineConv(4, 3, init="zeros")
+    with pytest.raises(ValueError, match="n_basis >= degree"):
+        GODEField(4, 1, degree=1)
+    with pytest.raises(ValueError, match="n_layers must be a positive integer"):
+        GODEField(4, 2, n_layers=0)
+
+
+# --- parameter counts of Tables 1, 2, 4 ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("in_channels,n_basis,n_layers,paper", [
+    (1, 4, 2, 428_042),  # Table 1, MNIST (0.43M)
+    (3, 8, 2, 724_106),  # Table 1, CIFAR-10 (0.72M); Table 2 m = 8
+    (3, 2, 2, 281_738), (3, 6, 2, 576_650), (3, 10, 2, 871_562), (3, 12, 2, 1_019_018),  # Table 2
+    (3, 2, 3, 355_594), (3, 4, 4, 724_362), (3, 8, 3, 1_019_146), (3, 8, 4, 1_314_186),  # Table 4
+])
+def test_parameter_counts_of_tables_1_2_and_4(in_channels, n_basis, n_layers, paper):
+    net = build_classifier("gode", in_channels, 10, body_options={"n_basis": n_basis, "n_layers": n_layers})
+    assert count_parameters(net) == gode_parameter_count(n_basis, in_channels, n_layers) == paper
+    assert paper == (133_130 if in_channels == 1 else 134_282) + 36_864 * n_basis * n_layers + 128 * (n_layers - 2)
+
+
+def test_table_4s_one_layer_rows_have_no_groupnorm():
+    # (GN-ReLU-convt) once gives 128 parameters more than every one-layer row of Table 4: those rows have no GN
+    for n_basis, paper in ((2, 207_754), (4, 281_482), (6, 355_210), (8, 428_938)):
+        assert gode_parameter_count(n_basis, 3, 1) == paper + 128
+
+
+def test_body_options_are_checked():
+    with pytest.raises(ValueError, match="the odenet body takes no option 'n_basis'"):
+        build_classifier("odenet", 1, 10, body_options={"n_basis": 4})
+    with pytest.raises(ValueError, match="takes no option 'basis'; its options are n_basis, degree"):
+        build_classifier("gode", 1, 10, body_options={"basis": 4})
+    net = build_classifier("gode", 1, 10, body_options={"n_basis": 3, "knots": "uniform"}, t1=2.0)
+    assert net.counter.field.basis.knots == "uniform" and net.counter.field.basis.t_end == 2.0
+    assert net.body[0].solver.method == "euler" and net.body[0].solver.step_size == 0.05
+    out = net(torch.randn(2, 1, 28, 28))
+    assert out.shape == (2, 10) and net.counter.reset()["forward"] == 40  # 40 Euler steps of 0.05 on [0, 2]
+
+
+# --- the GODE view: exponential families and the regressor of Eq. 5 --------------------------------------------
+
+
+def test_families_negative_log_likelihoods_are_the_distributions():
+    eta = torch.linspace(-2, 2, 9, dtype=F64)
+    y = torch.tensor([0, 1, 3, 0, 7, 2, 1, 0, 12], dtype=F64)
+    poisson = torch.distributions.Poisson(eta.exp()).log_prob(y)
+    assert torch.allclose(FAMILIES["poisson"].nll(eta, y), -poisson, atol=1e-12)
+    b = (y > 1).to(F64)
+    assert torch.allclose(FAMILIES["bernoulli"].nll(eta, b), -torch.distributions.Bernoulli(logits=eta).log_prob(b))
+    assert torch.allclose(FAMILIES["gaussian"].nll(eta, y), -torch.distributions.Normal(eta, 1.0).log_prob(y))
+    for name, target in (("poisson", y), ("bernoulli", b), ("gaussian", y)):
+        family = FAMILIES[name]
+        mu = family.mean(eta)
+        assert bool((family.deviance(target, mu) >= -1e-12).all())
+        assert float(family.deviance(target, target.clamp(0.01, 0.99) if name == "bernoulli" else target).abs()
+                     .max()) < (0.1 if name == "bernoulli" else 1e-12)
+        # the mean is b'(η): the derivative of the nll in η at y = 0 ... is μ - y
+        e = eta.clone().requires_grad_(True)
+        (grad,) = torch.autograd.grad(family.nll(e, target).sum(), e)
+        assert torch.allclose(grad, mu - target, atol=1e-12)
+
+
+def test_pearson_dispersion_is_one_for_poisson_counts_and_large_for_overdispersed_ones():
+    g = torch.Generator().manual_seed(0)
+    mu = torch.full((20_000,), 4.0, dtype=F64)
+    y = torch.poisson(mu, generator=g)
+    assert abs(pearson_dispersion(y, mu, FAMILIES["poisson"]) - 1) < 0.05
+    rate = torch.distributions.Gamma(torch.tensor(1.0), torch.tensor(0.25)).sample((20_000,)).to(F64)
+    assert pearson_dispersion(torch.poisson(rate, generator=g), mu, FAMILIES["poisson"]) > 3
+    with pytest.raises(ValueError, match="more observations"):
+        pearson_dispersion(y[:2], mu[:2], FAMILIES["poisson"], n_parameters=2)
+
+
+def test_family_support_is_checked():
+    with pytest.raises(ValueError, match=r"the poisson family needs counts responses; got \[1.5, -1.0\]"):
+        FAMILIES["poisson"].check(torch.tensor([0.0, 1.5, 2.0, -1.0]))
+    with pytest.raises(ValueError, match="bernoulli family needs binary"):
+        FAMILIES["bernoulli"].check(torch.tensor([0.0, 2.0]))
+
+
+def test_gode_regressor_learns_poisson_counts_better_than_a_constant_rate():
+    torch.manual_seed(4)
+    x = torch.randn(600, 2)
+    rate = torch.exp(0.8 * torch.tanh(2 * x[:, 0]) - 0.5 * x[:, 1] ** 2 + 1.0)
+    y = torch.poisson(rate)
+    model = GODERegressor(2, "poisson", n_basis=3, degree=1, extra=2)
+    assert model(x).shape == (600,) and len(model.field.trajectory.values) == 2  # β(t) and b(t) both expanded
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.03)
+    for _ in range(150):
+        optimizer.zero_grad()
+        loss = model.loss(x, y)
+        loss.backward()
+        optimizer.step()
+    constant = float(FAMILIES["poisson"].nll(torch.full_like(y, float(y.mean().log())), y).mean())
+    truth = float(FAMILIES["poisson"].nll(rate.log(), y).mean())
+    fitted = float(model.loss(x, y))
+    assert fitted < constant - 0.25 and fitted < truth + 0.1
+    assert bool((model.mean(x) > 0).all())
+
+
+def test_gode_regressor_errors():
+    model = GODERegressor(3, "bernoulli")
+    with pytest.raises(ValueError, match=r"X must be a floating-point tensor of shape \(N, 3\)"):
+        model(torch.randn(4, 2))
+    with pytest.raises(ValueError, match=r"y must have shape \(4,\)"):
+        model.loss(torch.randn(4, 3), torch.zeros(4, 1))
+    with pytest.raises(ValueError, match="bernoulli family needs binary"):
+        model.loss(torch.randn(4, 3), torch.tensor([0.0, 1.0, 2.0, 0.0]))
+    with pytest.raises(ValueError, match="family must be one of"):
+        GODERegressor(3, "gamma")
+
+
+# --- the sweeps of Tables 2-4 --------------------------------------------------------------------------------
+
+
+def test_sweep_rows_change_the_table_1_experiment_as_the_tables_do():
+    from nodelib.experiments import gode_sweep, registry
+
+    assert [len(gode_sweep.TABLES[t]) for t in ("2", "3", "4")] == [12, 4, 16]
+    base = registry.get("cifar10-gode-uniform")
+    assert base.body == {"degree": 1, "knots": "uniform", "n_basis": 8} and base.solver["step_size"] == 0.05
+    row = dict(gode_sweep.TABLES["2"])["m8-k1-T3"]
+    e = gode_sweep.experiment_for("2", "m8-k1-T3", row, "cifar10", "clamped")
+    assert e.t1 == 3.0 and e.body == {"degree": 1, "knots": "clamped", "n_basis": 8} and e.epochs == 160
+    e = gode_sweep.experiment_for("4", "m2-layers3", dict(gode_sweep.TABLES["4"])["m2-layers3"], "mnist", "uniform")
+    assert e.body["n_layers"] == 3 and e.body["n_basis"] == 2 and e.data == "mnist"
+    e = gode_sweep.experiment_for("3", "node-dopri5", dict(gode_sweep.TABLES["3"])["node-dopri5"], "cifar10", "uniform")
+    assert e.arch == "odenet" and e.body == {} and e.solver["method"] == "dopri5" and e.name.endswith("node-dopri5")
+    with pytest.raises(ValueError, match="table 2 has rows 1..12"):
+        gode_sweep._rows("2", "13")
+    runs = [{"name": "a", "seed": s, "test_accuracy_at_best": acc, "parameters": 5, "seconds_per_iteration": 0.1}
+            for s, acc in enumerate((0.9, 0.8, 0.85))]
+    summary = gode_sweep.summarise(runs)["a"]
+    assert summary["error_mean"] == pytest.approx(15.0) and summary["error_std"] == pytest.approx(5.0)

@@ -56,7 +56,8 @@ def test_every_registered_experiment_runs_at_smoke_size(name, tmp_path):
 
     info = dataset_info(experiment.data)
     model = build_classifier(experiment.arch, info.channels, info.n_classes, dims=info.dims, width=experiment.width,
-                             stem_kind=experiment.stem, image_size=info.size)
+                             stem_kind=experiment.stem, image_size=info.size, body_options=experiment.body or None,
+                             t1=experiment.t1)
     assert result["parameters"] == count_parameters(model)
     assert (folder / "checkpoint.pt").is_file() and (folder / "curves.png").stat().st_size > 1000
 

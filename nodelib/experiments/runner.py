@@ -264,7 +264,8 @@ def run_classifier(experiment: ClassifierExperiment, options: RunOptions) -> dic
     n_classes = info.n_classes
     torch.manual_seed(options.seed)
     model = build_classifier(config.arch, info.channels, n_classes, dims=info.dims, width=config.width,
-                             stem_kind=config.stem, solver=config.solver or None, image_size=info.size).to(device)
+                             stem_kind=config.stem, solver=config.solver or None, image_size=info.size,
+                             body_options=config.body or None, t1=config.t1).to(device)
     counter = model.counter
     from ..ace import attention_penalty, frozen, split_parameters
 
