@@ -379,29 +379,57 @@ def _download(url: str, path: Path) -> None:
         tmp.write_bytes(response.read())
 
 
-def _read_outcomes(path: Path) -> dict[int, int]:
-    deaths: dict[int, int] = {}
+#: The columns of the challenge's outcomes file (``-1`` marks a missing value in the last four but the death).
+PHYSIONET_OUTCOMES = ("RecordID", "SAPS-I", "SOFA", "Length_of_stay", "Survival", "In-hospital_death")
+
+
+def _read_outcome_table(path: Path, names: tuple[str, ...] = PHYSIONET_OUTCOMES) -> dict[str, np.ndarray]:
+    """The integer columns ``names`` (the last one In-hospital_death) of an outcomes file."""
+    columns: dict[str, list[int]] = {name: [] for name in names}
     with path.open(newline="") as handle:
         rows = csv.reader(handle)
         header = next(rows, None)
-        if not header or "RecordID" not in header or "In-hospital_death" not in header:
-            raise ValueError(f"{path}:1: expected a header with the columns RecordID and In-hospital_death, got {header!r}")
-        id_col, death_col = header.index("RecordID"), header.index("In-hospital_death")
+        if not header or any(name not in header for name in names):
+            raise ValueError(f"{path}:1: expected a header with the columns {' and '.join(names)}, got {header!r}")
+        where = [header.index(name) for name in names]
         for line, row in enumerate(rows, start=2):
             if not row:
                 continue
             if len(row) != len(header):
                 raise ValueError(f"{path}:{line}: expected {len(header)} comma-separated values, got {len(row)}")
             try:
-                record, death = int(row[id_col]), int(row[death_col])
+                values = [int(row[i]) for i in where]
             except ValueError:
-                raise ValueError(f"{path}:{line}: RecordID and In-hospital_death must be integers, got {row!r}") from None
-            if death not in (0, 1):
-                raise ValueError(f"{path}:{line}: In-hospital_death must be 0 or 1, got {death}")
-            deaths[record] = death
-    if not deaths:
+                raise ValueError(f"{path}:{line}: every column must be an integer, got {row!r}") from None
+            if values[-1] not in (0, 1):
+                raise ValueError(f"{path}:{line}: In-hospital_death must be 0 or 1, got {values[-1]}")
+            for name, value in zip(names, values):
+                columns[name].append(value)
+    if not columns["RecordID"]:
         raise ValueError(f"{path}: no outcomes in the file")
-    return deaths
+    return {name: np.asarray(column, dtype=np.int64) for name, column in columns.items()}
+
+
+def _read_outcomes(path: Path) -> dict[int, int]:
+    table = _read_outcome_table(path, ("RecordID", "In-hospital_death"))
+    return dict(zip(table["RecordID"].tolist(), table["In-hospital_death"].tolist()))
+
+
+def physionet2012_outcomes(root: Union[str, Path, None] = None, *, download: bool = False) -> dict[str, Tensor]:
+    """The outcomes of PhysioNet 2012 set A (``Outcomes-a.txt``): one int64 tensor per column of
+    :data:`PHYSIONET_OUTCOMES`, in the file's order (``-1`` marks a missing SAPS-I, SOFA, length of stay or
+    survival). The length of stay in days is a count response (chapter 8). ``root`` and ``download`` as in
+    :func:`physionet2012`."""
+    root_folder = data_root(root)
+    folder = next((f for f in (root_folder / "physionet2012", root_folder) if (f / "Outcomes-a.txt").is_file()),
+                  root_folder / "physionet2012")
+    path = folder / "Outcomes-a.txt"
+    if not path.is_file():
+        if not download:
+            raise FileNotFoundError(f"{path} is missing: get Outcomes-a.txt from {PHYSIONET_URL}, pass download=True "
+                                    "on a machine that is online, or point root (or NODELIB_DATA) at the file's folder")
+        _download(PHYSIONET_URL + path.name, path)
+    return {name: torch.from_numpy(column) for name, column in _read_outcome_table(path).items()}
 
 
 def _parse_patient(text: str, where: str, n_bins: int, quantization: float, index: dict[str, int]

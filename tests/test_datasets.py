@@ -306,3 +306,29 @@ def test_data_root_reads_the_environment(monkeypatch, tmp_path):
     assert datasets.data_root() == tmp_path and datasets.data_root("elsewhere").name == "elsewhere"
     monkeypatch.delenv("NODELIB_DATA")
     assert datasets.data_root().name == "data"
+
+
+def test_physionet_outcomes_are_read_by_column_with_clear_errors(tmp_path):
+    _write_physionet(tmp_path, {11: ["01:00,HR,80"], 12: ["01:00,HR,80"]},
+                     outcomes=["RecordID,SAPS-I,SOFA,Length_of_stay,Survival,In-hospital_death", "11,6,1,5,-1,0",
+                               "12,16,8,9,7,1"])
+    table = datasets.physionet2012_outcomes(tmp_path)
+    assert table["Length_of_stay"].tolist() == [5, 9] and table["In-hospital_death"].tolist() == [0, 1]
+    assert table["SOFA"].dtype == torch.int64 and list(table) == list(datasets.PHYSIONET_OUTCOMES)
+    (tmp_path / "Outcomes-a.txt").write_text("RecordID,SAPS-I,SOFA,Length_of_stay,Survival,In-hospital_death\n"
+                                             "11,6,1,five,-1,0\n")
+    with pytest.raises(ValueError, match=r"Outcomes-a.txt:2: every column must be an integer"):
+        datasets.physionet2012_outcomes(tmp_path)
+    (tmp_path / "Outcomes-a.txt").write_text("RecordID,In-hospital_death\n11,0\n")
+    with pytest.raises(ValueError, match=r"Outcomes-a.txt:1: expected a header with the columns RecordID and SAPS-I"):
+        datasets.physionet2012_outcomes(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"Outcomes-a.txt is missing: get Outcomes-a.txt from https://physionet"):
+        datasets.physionet2012_outcomes(tmp_path / "elsewhere")
+
+
+@needs_physionet
+def test_real_physionet_outcomes():
+    table = datasets.physionet2012_outcomes(PHYSIONET.parent)
+    assert len(table["RecordID"]) == 4000 and int(table["In-hospital_death"].sum()) == 554
+    stay = table["Length_of_stay"]
+    assert int((stay < 0).sum()) == 60 and int(stay.max()) == 154  # -1: not recorded

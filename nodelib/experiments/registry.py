@@ -273,6 +273,12 @@ for _table, _text in (("2", "m, k and T (Table 2)"), ("3", "dopri5 against Euler
         ("--smoke", "--rows", "1", "--seeds", "0", "--knots", "uniform", "--no-progress"), args=("--table", _table), takes_data=True,
         takes_resume=True))
 register(ScriptExperiment(
+    "gode-compare", 8, "Neural ODE, ResNet and Neural-GODE (both knot choices) with one field, over seeds, at CPU scale",
+    "Yu, Miao and Wu, Table 1 and Fig. 2 at reduced scale (chapter 8's recorded run)", "gode_compare",
+    ("--data", "mnist5k", "--train-size", "64", "--validation-size", "32", "--test-size", "32", "--epochs", "1",
+     "--seeds", "0", "--variants", "node,gode-m2-k1-uniform", "--width", "8", "--step", "0.25", "--no-progress"),
+    takes_data=True, takes_resume=True))
+register(ScriptExperiment(
     "gpu-speed", 5, "ms per training iteration of ODE-Nets: torchdiffeq eager against nodelib's fast path",
     "torchdiffeq's MNIST example model (Chen et al. 2018)", "gpu_speed", ("--smoke", "--configs", "rk4")))
 
