@@ -183,9 +183,9 @@ Trainer = Callable[..., dict[str, Any]]
 def run_comparison(name: str, parser: argparse.ArgumentParser, args: argparse.Namespace, argv: Optional[list[str]],
                    variants: Sequence[str], train: Trainer, *, by: str = "variant", downsample: int = 1) -> int:
     """The loop of a comparison's command line: every variant and seed trained by ``train``, checkpoints per run
-    (``OUT/../checkpoint-VARIANT-seedS.pt``), ``--resume`` (finished runs are skipped; an interrupted one
-    continues), and ``result.json`` rewritten atomically after every run with the mean and standard deviation per
-    variant (``by``)."""
+    (``OUT/../checkpoint-VARIANT-seedS.pt``), ``--resume`` (finished runs are skipped, an interrupted one
+    continues, and more variants or seeds may be added), and ``result.json`` rewritten atomically after every run
+    with the mean and standard deviation per variant (``by``)."""
     from ..utils import get_device
     from ._common import describe_machine, write_json_atomic
 
@@ -214,9 +214,14 @@ def run_comparison(name: str, parser: argparse.ArgumentParser, args: argparse.Na
         "machine": describe_machine(device), "runs": [], "complete": False,
     }
     if args.resume and out.exists():
+        # resuming may add variants or seeds; every other setting must be the one the finished runs used
         previous = json.loads(out.read_text())
-        if previous.get("config") != result["config"]:
-            parser.error(f"{out} was written with other settings; resume with the same options or delete it")
+        differ = sorted(k for k in set(previous.get("config", {})) | set(result["config"])
+                        if k not in ("seeds", "variants", "schedules")
+                        and previous.get("config", {}).get(k) != result["config"].get(k))
+        if differ:
+            parser.error(f"{out} was written with other settings ({', '.join(differ)}); resume with the same "
+                         "options (more variants or seeds are fine) or delete it")
         result["runs"] = previous["runs"]
 
     def save() -> None:
