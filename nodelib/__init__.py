@@ -14,7 +14,10 @@ One module per concept, named after what it teaches:
   gradients as the eager path);
 - :mod:`nodelib.ace` (chapter 6): attentive co-evolving ODEs (pairwise and elementwise attention, Algorithm 1's
   alternating training, the ACE-ODE-Net body and an attentive latent ODE for PhysioNet 2012);
-- :mod:`nodelib.anodev2` (chapter 7, in preparation): ANODEV2's reaction-diffusion-advection weight evolution;
+- :mod:`nodelib.anodev2` (chapter 7): ANODEV2's reaction-diffusion-advection weight evolution;
+- :mod:`nodelib.gode` (chapter 8): Neural-GODE's B-spline weights over depth, the convt layer and field, and the
+  generalized-ODE view (exponential families, the regressor of Eq. 5);
+- :mod:`nodelib.timevarying` (chapters 1, 7, 8): parameters that vary with time;
 - :mod:`nodelib.experiments`: the full experiments (``python -m nodelib.experiments``) and their recorded results;
 - :mod:`nodelib.plotting`: trajectories, vector fields and convergence plots;
 - :mod:`nodelib.utils`: seeding, device selection, parameter counts.

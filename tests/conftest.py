@@ -23,7 +23,7 @@ def root() -> Path:
     return ROOT
 
 
-NEEDS_PHYSIONET = ("06_ace_node.ipynb",)  # chapters that read PhysioNet 2012 (downloaded when online)
+NEEDS_PHYSIONET = ("06_ace_node.ipynb", "08_neural_gode.ipynb")  # chapters that read PhysioNet 2012 (downloaded when online)
 
 
 def _physionet_reachable() -> bool:

@@ -353,3 +353,80 @@ def test_sweep_rows_change_the_table_1_experiment_as_the_tables_do():
             for s, acc in enumerate((0.9, 0.8, 0.85))]
     summary = gode_sweep.summarise(runs)["a"]
     assert summary["error_mean"] == pytest.approx(15.0) and summary["error_std"] == pytest.approx(5.0)
+
+
+# --- the comparison of chapter 8 ------------------------------------------------------------------------------
+
+
+def test_variant_names_build_the_two_ends_and_the_splines():
+    from nodelib.experiments.gode_compare import build_variant, parse_variant
+
+    assert parse_variant("node") == {"body": {"n_basis": 1, "degree": 0}, "t1": 1.0,
+                                     "solver": {"method": "euler", "step_size": 0.05, "gradient": "backprop"}}
+    assert parse_variant("resnet", step=0.1)["body"] == {"n_basis": 10, "degree": 0}
+    spec = parse_variant("gode-m8-k3-uniform-T2-dopri5")
+    assert spec["body"] == {"n_basis": 8, "degree": 3, "knots": "uniform"} and spec["t1"] == 2.0
+    assert spec["solver"]["method"] == "dopri5" and spec["solver"]["rtol"] == 1e-3
+    assert parse_variant("resnet-T2", step=0.1)["body"]["n_basis"] == 20
+    for bad, message in (("gode-m4-uniform", "unknown variant"), ("resnet-dopri5", "a ResNet needs Euler steps"),
+                         ("resnet", "a ResNet needs Euler steps")):
+        with pytest.raises(ValueError, match=message):
+            parse_variant(bad, step=0.3 if bad == "resnet" else 0.05)
+    net = build_variant("gode-m4-k1-clamped", width=8, stem="small", step=0.25)
+    assert net.counter.field.basis.n_basis == 4 and net.body[0].solver.step_size == 0.25
+    assert count_parameters(build_variant("resnet", width=8, step=0.25)) > count_parameters(
+        build_variant("node", width=8, step=0.25))
+
+
+def test_gode_compare_records_resumes_with_more_variants_and_refuses_other_settings(tmp_path, capsys):
+    import json
+
+    from nodelib.experiments.gode_compare import main
+
+    out = tmp_path / "result.json"
+    common = ["--data", "mnist5k", "--train-size", "32", "--validation-size", "16", "--test-size", "16", "--epochs",
+              "1", "--seeds", "0", "--width", "4", "--stem", "small", "--downsample", "2", "--step", "0.5",
+              "--no-progress", "--out", str(out)]
+    assert main(common + ["--variants", "node"]) == 0
+    first = json.loads(out.read_text())
+    assert first["complete"] and [r["variant"] for r in first["runs"]] == ["node"]
+    assert first["data"] == {"train": 32, "validation": 16, "test": 16} and len(first["runs"][0]["initial"]) == 3
+    assert main(common + ["--variants", "node,gode-m2-k1-uniform", "--resume"]) == 0
+    second = json.loads(out.read_text())
+    assert [r["variant"] for r in second["runs"]] == ["node", "gode-m2-k1-uniform"]
+    assert second["runs"][0] == first["runs"][0]  # the finished run is kept, not redone
+    assert set(second["summary"]) == {"node", "gode-m2-k1-uniform"}
+    with pytest.raises(SystemExit):
+        main(common + ["--variants", "node", "--resume", "--lr", "0.5"])
+    assert "written with other settings (lr)" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(common + ["--variants", "gode-m2-quadratic"])
+    assert "unknown variant" in capsys.readouterr().err
+
+
+def test_recorded_fashion_mnist_comparison_is_what_its_command_says():
+    import shlex
+
+    from nodelib.experiments import load_result
+    from nodelib.experiments.compare import summarise
+    from nodelib.experiments.gode_compare import _parser, build_variant
+
+    recorded = load_result("gode-fashionmnist_cpu")
+    assert recorded["complete"] and "+dirty" not in recorded["machine"]["revision"]
+    args = _parser().parse_args(shlex.split(recorded["command"])[3:])
+    expected = {k: (str(v) if hasattr(v, "parent") else v) for k, v in vars(args).items() if k in recorded["config"]}
+    assert expected == recorded["config"]
+    variants = args.variants.split(",")
+    assert sorted((r["variant"], r["seed"]) for r in recorded["runs"]) == sorted(
+        (v, s) for v in variants for s in (0, 1, 2))
+    assert recorded["data"] == {"train": 12000, "validation": 5000, "test": 10000}
+    for r in recorded["runs"]:
+        assert len(r["history"]) == args.epochs
+        best = max(r["history"], key=lambda h: h["validation_accuracy"])
+        assert r["best_epoch"] == best["epoch"] and r["test_accuracy_at_best"] == best["test_accuracy"]
+        net = build_variant(r["variant"], width=args.width, stem=args.stem, step=args.step)
+        assert r["parameters"] == count_parameters(net)
+        assert len(r["initial"]) == round(1 / args.step) + 1 and r["nfe_forward"] == round(1 / args.step)
+    summary = summarise(recorded["runs"])
+    for variant, row in recorded["summary"].items():
+        assert row == pytest.approx(summary[variant])
