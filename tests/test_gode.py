@@ -200,10 +200,10 @@ def test_the_papers_knots_make_the_first_step_do_nothing_and_clamped_ones_do_not
 @pytest.mark.parametrize("n_basis,degree,knots", [(8, 1, "clamped"), (8, 3, "clamped"), (12, 5, "uniform"), (1, 0, "clamped")])
 def test_independent_init_gives_theta_an_ordinary_convolutions_scale(n_basis, degree, knots):
     torch.manual_seed(3)
-    conv_std = float(torch.cat([nn.Conv2d(64, 64, 3, bias=False).weight.flatten() for _ in range(4)]).std())
+    conv_std = float(torch.cat([nn.Conv2d(64, 64, 3, bias=False).weight.detach().flatten() for _ in range(4)]).std())
     layer = BSplineConv(64, n_basis, degree, knots=knots)
     t = torch.linspace(0, 1, 201)
-    rms = math.sqrt(statistics.fmean(float(layer.weight(s).pow(2).mean()) for s in t))
+    rms = math.sqrt(statistics.fmean(float(layer.weight(s).detach().pow(2).mean()) for s in t))
     assert abs(rms / conv_std - 1) < 0.08
     if n_basis > 1:  # without the factor, overlapping basis functions shrink θ(t)
         plain = math.sqrt(layer.basis.mean_square_sum())
@@ -314,7 +314,7 @@ def test_gode_regressor_learns_poisson_counts_better_than_a_constant_rate():
         optimizer.step()
     constant = float(FAMILIES["poisson"].nll(torch.full_like(y, float(y.mean().log())), y).mean())
     truth = float(FAMILIES["poisson"].nll(rate.log(), y).mean())
-    fitted = float(model.loss(x, y))
+    fitted = float(model.loss(x, y).detach())
     assert fitted < constant - 0.25 and fitted < truth + 0.1
     assert bool((model.mean(x) > 0).all())
 
@@ -426,7 +426,11 @@ def test_recorded_fashion_mnist_comparison_is_what_its_command_says():
         assert r["best_epoch"] == best["epoch"] and r["test_accuracy_at_best"] == best["test_accuracy"]
         net = build_variant(r["variant"], width=args.width, stem=args.stem, step=args.step)
         assert r["parameters"] == count_parameters(net)
-        assert len(r["initial"]) == round(1 / args.step) + 1 and r["nfe_forward"] == round(1 / args.step)
+        assert len(r["initial"]) == round(1 / args.step) + 1
+        if r["variant"].endswith("dopri5"):  # adaptive: 6 evaluations a step and one more
+            assert r["nfe_forward"] > 6 and (r["nfe_forward"] - 2) % 6 == 0
+        else:
+            assert r["nfe_forward"] == round(1 / args.step)
     summary = summarise(recorded["runs"])
     for variant, row in recorded["summary"].items():
         assert row == pytest.approx(summary[variant])
