@@ -155,3 +155,10 @@ def test_no_unrendered_math_in_any_chapter(built_book):
             html = re.sub(pattern, "", html, flags=re.S)
         stray = [html[max(0, m.start() - 60) : m.start() + 20] for m in re.finditer(r"(?<!\\)\$", html)]
         assert not stray, f"{page.name}: unrendered math near {stray[:3]}"
+
+
+def test_exercise_references_are_not_doubled(built_book):
+    # {ref} to an exercise renders as "Exercise 5.2": a text that says "Exercise" before it reads it twice
+    for page in sorted((built_book / "chapters").glob("*.html")):
+        text = re.sub(r"<[^>]+>", " ", page.read_text(encoding="utf-8"))
+        assert not re.search(r"Exercise\s+Exercise", text), f"'Exercise Exercise' in {page.name}"
