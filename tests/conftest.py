@@ -48,3 +48,32 @@ def pytest_collection_modifyitems(config, items):
                                        "(physionet.org unreachable)")
         for item in needing:
             item.add_marker(skip)
+
+
+def check_recorded_comparison(name: str, parser, by: str, variants, data: dict) -> tuple:
+    # variants: the names every seed must have run (a callable: computed from the parsed command line)
+    """A recorded comparison (chapters 7, 8) is what its command says: clean revision, the command line parsed today
+    gives the recorded configuration, every variant and seed ran every epoch, the reported epoch is the best
+    validation epoch, and the summary follows from the runs. Returns the parsed arguments and the result."""
+    import shlex
+
+    from nodelib.experiments import load_result
+    from nodelib.experiments.compare import summarise
+
+    recorded = load_result(name)
+    assert recorded["complete"] and "+dirty" not in recorded["machine"]["revision"]
+    args = parser.parse_args(shlex.split(recorded["command"])[3:])
+    expected = {k: (str(v) if hasattr(v, "parent") else v) for k, v in vars(args).items() if k in recorded["config"]}
+    assert expected == recorded["config"]
+    seeds = [int(s) for s in args.seeds.split(",")]
+    variants = variants(args) if callable(variants) else variants
+    assert sorted((r[by], r["seed"]) for r in recorded["runs"]) == sorted((v, s) for v in variants for s in seeds)
+    assert recorded["data"] == data
+    for r in recorded["runs"]:
+        assert len(r["history"]) == args.epochs
+        best = max(r["history"], key=lambda h: h["validation_accuracy"])
+        assert r["best_epoch"] == best["epoch"] and r["test_accuracy_at_best"] == best["test_accuracy"]
+    summary = summarise(recorded["runs"], by=by)
+    for variant, row in recorded["summary"].items():
+        assert row == pytest.approx(summary[variant])
+    return args, recorded

@@ -388,30 +388,15 @@ def test_the_flows_rate_solved_by_the_core_is_the_exact_linear_flow_and_eq8():
 # --- the recorded comparison (chapter 7) ------------------------------------------------------------------------------
 
 def test_recorded_fashionmnist_comparison_describes_the_code_that_ships():
-    import shlex
+    from conftest import check_recorded_comparison
 
-    from nodelib.experiments import load_result
-    from nodelib.experiments.anodev2_compare import _parser, summarise
+    from nodelib.experiments.anodev2_compare import _parser
 
-    recorded = load_result("anodev2-resnet4-fashionmnist_cpu")
-    assert recorded["complete"] and "+dirty" not in recorded["machine"]["revision"]
-    # the command line, parsed today, gives the configuration recorded with it
-    args = _parser().parse_args(shlex.split(recorded["command"])[3:])
-    expected = {k: (str(v) if hasattr(v, "parent") else v) for k, v in vars(args).items() if k in recorded["config"]}
-    assert expected == recorded["config"]
-    runs = recorded["runs"]
-    assert sorted((r["schedule"], r["seed"]) for r in runs) == sorted(
-        (s, seed) for s in SCHEDULES for seed in (0, 1, 2))
-    assert recorded["data"] == {"train": 20000, "validation": 5000, "test": 10000}
-    for r in runs:
-        assert len(r["history"]) == args.epochs
-        best = max(r["history"], key=lambda h: h["validation_accuracy"])
-        assert r["best_epoch"] == best["epoch"] and r["test_accuracy_at_best"] == best["test_accuracy"]
+    _, recorded = check_recorded_comparison("anodev2-resnet4-fashionmnist_cpu", _parser(), "schedule", SCHEDULES,
+                                            {"train": 20000, "validation": 5000, "test": 10000})
+    for r in recorded["runs"]:
         model = anodev2_network("resnet4", r["schedule"], in_channels=1, image_size=28)
         assert r["parameters"] == count_parameters(model)
-    summary = summarise(runs)
-    for schedule, row in recorded["summary"].items():
-        assert row == pytest.approx(summary[schedule])
 
 
 def test_comparison_data_and_summary_say_what_is_wrong():

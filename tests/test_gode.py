@@ -405,32 +405,18 @@ def test_gode_compare_records_resumes_with_more_variants_and_refuses_other_setti
 
 
 def test_recorded_fashion_mnist_comparison_is_what_its_command_says():
-    import shlex
+    from conftest import check_recorded_comparison
 
-    from nodelib.experiments import load_result
-    from nodelib.experiments.compare import summarise
     from nodelib.experiments.gode_compare import _parser, build_variant
 
-    recorded = load_result("gode-fashionmnist_cpu")
-    assert recorded["complete"] and "+dirty" not in recorded["machine"]["revision"]
-    args = _parser().parse_args(shlex.split(recorded["command"])[3:])
-    expected = {k: (str(v) if hasattr(v, "parent") else v) for k, v in vars(args).items() if k in recorded["config"]}
-    assert expected == recorded["config"]
-    variants = args.variants.split(",")
-    assert sorted((r["variant"], r["seed"]) for r in recorded["runs"]) == sorted(
-        (v, s) for v in variants for s in (0, 1, 2))
-    assert recorded["data"] == {"train": 12000, "validation": 5000, "test": 10000}
+    recorded_args, recorded = check_recorded_comparison(
+        "gode-fashionmnist_cpu", _parser(), "variant", lambda args: args.variants.split(","),
+        {"train": 12000, "validation": 5000, "test": 10000})
     for r in recorded["runs"]:
-        assert len(r["history"]) == args.epochs
-        best = max(r["history"], key=lambda h: h["validation_accuracy"])
-        assert r["best_epoch"] == best["epoch"] and r["test_accuracy_at_best"] == best["test_accuracy"]
-        net = build_variant(r["variant"], width=args.width, stem=args.stem, step=args.step)
+        net = build_variant(r["variant"], width=recorded_args.width, stem=recorded_args.stem, step=recorded_args.step)
         assert r["parameters"] == count_parameters(net)
-        assert len(r["initial"]) == round(1 / args.step) + 1
-        if r["variant"].endswith("dopri5"):  # adaptive: 6 evaluations a step and one more
+        assert len(r["initial"]) == round(1 / recorded_args.step) + 1
+        if r["variant"].endswith("dopri5"):  # adaptive: 6 evaluations a step and two to start
             assert r["nfe_forward"] > 6 and (r["nfe_forward"] - 2) % 6 == 0
         else:
-            assert r["nfe_forward"] == round(1 / args.step)
-    summary = summarise(recorded["runs"])
-    for variant, row in recorded["summary"].items():
-        assert row == pytest.approx(summary[variant])
+            assert r["nfe_forward"] == round(1 / recorded_args.step)
