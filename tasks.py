@@ -4,6 +4,10 @@
     python3 tasks.py book    # build the HTML book into _build/html from the committed notebooks
     python3 tasks.py test    # unit tests, every chapter under nbval, and the book build with -W
     python3 tasks.py lab     # open JupyterLab on the chapters
+    python3 tasks.py format [NOTEBOOK ...]   # code cells to the book's 88 columns
+    python3 tasks.py pdf [--no-solutions]    # the whole book as one PDF, _build/pdf/ (needs Chromium)
+    python3 tasks.py execute [NOTEBOOK ...]  # run chapters top to bottom, strip widget state, record versions
+                                             # and time for the execution-status page, check under nbval
 
 The virtual environment is (re)installed when pyproject.toml changes. Set NODELIB_VENV to put it
 elsewhere. Extra arguments after `test` go to pytest (e.g. `python3 tasks.py test -k solvers`).
@@ -34,7 +38,7 @@ def run(cmd: list[str], **kwargs) -> None:
 
 def ensure_env(extra: str) -> None:
     """Create .venv and install nodelib (editable) with the given extra, unless already done."""
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - tasks.py runs on whatever python3 the reader has
         sys.exit(f"Python 3.11 or newer is needed; this is {sys.version.split()[0]}")
     if not PYTHON.exists():
         print(f"Creating a virtual environment in {VENV} ...", flush=True)
@@ -57,12 +61,17 @@ def book(args: list[str]) -> None:
     print(f"\nThe book is at {ROOT / '_build' / 'html' / 'index.html'}")
 
 
-def test(args: list[str]) -> None:
-    ensure_env(EXTRAS["test"])
+def test_env() -> dict[str, str]:
     env = dict(os.environ, MPLBACKEND="Agg", PYDEVD_DISABLE_FILE_VALIDATION="1")
     shared = ROOT.parent / "shared" / "data"
     if "NODELIB_DATA" not in env and shared.is_dir():
         env["NODELIB_DATA"] = str(shared)  # the real data sets beside the clone (CI, development); never copied in
+    return env
+
+
+def test(args: list[str]) -> None:
+    ensure_env(EXTRAS["test"])
+    env = test_env()
     run([PYTHON, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-p", "no:cacheprovider", *args], cwd=ROOT, env=env)
 
 
@@ -71,7 +80,24 @@ def lab(args: list[str]) -> None:
     run([BIN / "jupyter", "lab", f"--ServerApp.root_dir={ROOT}", "--LabApp.default_url=/lab/tree/chapters", *args])
 
 
-COMMANDS = {"book": book, "test": test, "lab": lab}
+def pdf(args: list[str]) -> None:
+    ensure_env(EXTRAS["test"])  # the book's packages and playwright (which drives the system's Chromium)
+    run([PYTHON, ROOT / "tools" / "pdf.py", *args], cwd=ROOT)
+
+
+def notebooks(command: str, args: list[str]) -> None:
+    ensure_env(EXTRAS["test"])
+    run([PYTHON, ROOT / "tools" / "notebooks.py", command, *args], cwd=ROOT, env=test_env())
+
+
+COMMANDS = {
+    "book": book,
+    "test": test,
+    "lab": lab,
+    "format": lambda args: notebooks("format", args),
+    "execute": lambda args: notebooks("execute", args),
+    "pdf": lambda args: pdf(args),
+}
 
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:

@@ -14,6 +14,38 @@ from torch import Tensor
 
 from .solvers import estimate_order
 
+#: Width of the rendered book's text column in inches at Matplotlib's 100 dpi (848 px): a figure no wider than
+#: this is shown at full size, so its 10-point labels stay 10 points on the page.
+BOOK_COLUMN_INCHES = 8.4
+BOOK_RC = {
+    "figure.dpi": 100,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "font.size": 10,
+    "axes.titlesize": 10,
+    "legend.fontsize": 9,
+}
+
+
+def use_book_style(high_dpi: bool = True) -> dict:
+    """The chapters' Matplotlib settings: 100-dpi layout, a light grid, labels of at least 9 points.
+
+    With ``high_dpi`` (the default) a notebook's inline figures are stored at twice the resolution and shown
+    at their nominal size, so they stay sharp on high-density screens. Returns the rc settings applied.
+    Figures for the book should be at most ``BOOK_COLUMN_INCHES`` wide (wider ones are shrunk, labels too).
+    """
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update(BOOK_RC)
+    if high_dpi:
+        try:
+            from matplotlib_inline.backend_inline import set_matplotlib_formats
+        except ImportError:  # not in IPython: nothing to configure
+            pass
+        else:
+            set_matplotlib_formats("retina")
+    return dict(BOOK_RC)
+
 
 def _numpy(x: object) -> np.ndarray:
     if isinstance(x, Tensor):

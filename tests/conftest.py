@@ -2,6 +2,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -77,3 +80,24 @@ def check_recorded_comparison(name: str, parser, by: str, variants, data: dict) 
     for variant, row in recorded["summary"].items():
         assert row == pytest.approx(summary[variant])
     return args, recorded
+
+
+def jupyter_book() -> str:
+    exe = Path(sys.executable).parent / "jupyter-book"
+    return str(exe) if exe.exists() else (shutil.which("jupyter-book") or "jupyter-book")
+
+
+def build(source: Path, out: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [jupyter_book(), "build", str(source), "--path-output", str(out), "-W", "--keep-going"],
+        capture_output=True, text=True, timeout=1800,
+    )
+
+
+@pytest.fixture(scope="session")
+def built_book(tmp_path_factory) -> Path:
+    """The book built once per test session, with warnings as errors (tests/test_book.py, test_browser.py)."""
+    out = tmp_path_factory.mktemp("book")
+    result = build(ROOT, out)
+    assert result.returncode == 0, f"book build failed:\n{result.stdout[-6000:]}\n{result.stderr[-6000:]}"
+    return out / "_build" / "html"

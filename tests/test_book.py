@@ -4,33 +4,9 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-from conftest import ROOT
-
-
-def jupyter_book() -> str:
-    exe = Path(sys.executable).parent / "jupyter-book"
-    return str(exe) if exe.exists() else (shutil.which("jupyter-book") or "jupyter-book")
-
-
-def build(source: Path, out: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [jupyter_book(), "build", str(source), "--path-output", str(out), "-W", "--keep-going"],
-        capture_output=True, text=True, timeout=1800,
-    )
-
-
-@pytest.fixture(scope="module")
-def built_book(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("book")
-    result = build(ROOT, out)
-    assert result.returncode == 0, f"book build failed:\n{result.stdout[-6000:]}\n{result.stderr[-6000:]}"
-    return out / "_build" / "html"
+from conftest import ROOT, build
 
 
 @pytest.mark.slow

@@ -4,6 +4,7 @@ nbval (run by the same test command) executes the notebooks; these checks read t
 """
 from __future__ import annotations
 
+import importlib.util
 import re
 
 import pytest
@@ -36,6 +37,54 @@ def test_first_code_cell_sets_up_colab_from_this_repository(path):
     first = source(code_cells(load_notebook(path))[0])
     assert 'if "google.colab" in sys.modules' in first
     assert f"git+{config['repository']['url']}@{config['repository']['branch']}" in first
+    assert first == notebooks_tool().colab_cell_source(), "run `python3 tasks.py format` to refresh the Colab cell"
+
+
+def notebooks_tool():
+    spec = importlib.util.spec_from_file_location("book_notebooks", ROOT / "tools" / "notebooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=CHAPTER_IDS)
+def test_code_fits_the_rendered_column(path):
+    """The book's code column shows 88 characters; wider lines are cut off on the page and in print."""
+    limit = notebooks_tool().LINE_LENGTH
+    long = [(i, line) for i, cell in enumerate(load_notebook(path)["cells"]) if cell["cell_type"] == "code"
+            for line in source(cell).splitlines() if len(line) > limit]
+    assert not long, f"{len(long)} code lines over {limit} characters (python3 tasks.py format): {long[:3]}"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=CHAPTER_IDS)
+def test_no_widget_state_is_committed(path):
+    """A widget without its kernel is a blank gap or a dead control in the book, and loads ~1 MB from a CDN."""
+    nb = load_notebook(path)
+    assert "widgets" not in nb["metadata"], "widget state in the notebook metadata (python3 tasks.py execute)"
+    views = [i for i, c in enumerate(nb["cells"]) for o in c.get("outputs", [])
+             if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert not views, f"widget outputs in cells {views}"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=CHAPTER_IDS)
+def test_outputs_have_an_execution_record(path):
+    """The execution-status page reads these: when, how long, which versions, nbval's verdict."""
+    record = load_notebook(path)["metadata"].get("nodelib_execution")
+    assert record, "no execution record: python3 tasks.py execute " + str(path.relative_to(ROOT))
+    for key in ("executed", "seconds", "machine", "python", "torch", "torchdiffeq", "numpy", "nbval"):
+        assert key in record, f"execution record lacks {key}"
+    assert record["nbval"].startswith("passed"), f"committed after nbval reported {record['nbval']}"
+    assert 0 < record["seconds"] < 180, f"the chapter ran {record['seconds']} s; the budget is about 90 s"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=CHAPTER_IDS)
+def test_every_figure_has_alt_text(path):
+    nb = load_notebook(path)
+    for index, cell in enumerate(nb["cells"]):
+        shown = "remove-output" not in cell.get("metadata", {}).get("tags", [])
+        if cell["cell_type"] == "code" and shown and any("image/png" in o.get("data", {}) for o in cell["outputs"]):
+            alt = cell["metadata"].get("mystnb", {}).get("image", {}).get("alt", "")
+            assert len(alt) > 30, f"cell {index}: a figure without alt text (metadata mystnb.image.alt)"
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=CHAPTER_IDS)

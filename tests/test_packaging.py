@@ -1,6 +1,7 @@
 """The set-up a reader follows is consistent: README commands, CI, pyproject and environment.yml agree."""
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -45,7 +46,19 @@ def test_tasks_without_a_command_prints_usage():
 
 def test_ruff_and_mypy_are_clean():
     """The rule set in pyproject.toml ([tool.ruff.lint]) and mypy over nodelib/ report nothing."""
-    ruff = subprocess.run([sys.executable, "-m", "ruff", "check", "nodelib", "tests"], cwd=ROOT, capture_output=True, text=True)
+    paths = ["nodelib", "tests", "tools", "book/_ext", "tasks.py"]
+    ruff = subprocess.run([sys.executable, "-m", "ruff", "check", *paths], cwd=ROOT, capture_output=True, text=True)
     assert ruff.returncode == 0, ruff.stdout[-3000:]
     mypy = subprocess.run([sys.executable, "-m", "mypy"], cwd=ROOT, capture_output=True, text=True)
     assert mypy.returncode == 0, mypy.stdout[-3000:]
+
+
+def test_binder_installs_nodelib_after_the_environment():
+    """repo2docker builds environment.yml before the repository is copied in: `-e .` there would fail."""
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip = next(dep["pip"] for dep in env["dependencies"] if isinstance(dep, dict))
+    assert not any(r.startswith("-e") or r.strip() == "." for r in pip), "nodelib belongs in postBuild"
+    post = ROOT / "postBuild"
+    assert post.exists() and os.access(post, os.X_OK), "postBuild must exist and be executable"
+    assert "pip install --no-deps --editable ." in post.read_text()
+    assert not (ROOT / "binder").exists(), "a binder/ folder would make repo2docker ignore the root files"

@@ -1,0 +1,149 @@
+"""The whole book as one PDF: ``python3 tasks.py pdf [--no-solutions]``.
+
+Jupyter Book's single-page HTML build of the committed notebooks (nothing is executed), printed by headless
+Chromium with the book's print style: code wraps instead of being cut at the right margin, the exercise
+solutions are open (or left out entirely with ``--no-solutions``), navigation and buttons are dropped, and
+MathJax has finished typesetting before the page is printed. No LaTeX installation is needed.
+
+The PDF is written to ``_build/pdf/neural-odes-textbook.pdf`` (and copied into ``_build/html/`` when the
+website has been built, where the book's download links point).
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import http.server
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "_build" / "pdf"
+PDF_NAME = "neural-odes-textbook.pdf"
+
+PRINT_CSS = """
+@page { size: A4; margin: 16mm 14mm 18mm 14mm; }
+@media print {
+  html { font-size: 10.5pt; }
+  .bd-sidebar-primary, .bd-sidebar-secondary, .bd-header, .bd-header-article, .bd-footer,
+  .bd-footer-article, .prev-next-area, .headerlink, .copybtn, #pst-back-to-top, .toggle-button,
+  .bd-search, .search-button-field { display: none !important; }
+  .bd-main .bd-content .bd-article-container { max-width: 100% !important; }
+  /* code wraps instead of being cut at the margin */
+  div.highlight pre, div.cell_output pre, pre {
+    white-space: pre-wrap !important; word-break: break-word; overflow: visible !important;
+  }
+  /* solutions and other collapsed blocks are printed open */
+  .toggle-hidden, .admonition.dropdown > :not(.admonition-title) {
+    display: block !important; visibility: visible !important; height: auto !important;
+    max-height: none !important; opacity: 1 !important; overflow: visible !important;
+  }
+  div.math mjx-container[display="true"] { overflow: visible !important; }
+  h1 { break-before: page; }
+  h1:first-of-type { break-before: avoid; }
+  figure, img, .cell_output, table, div.math { break-inside: avoid; }
+  a { color: inherit; text-decoration: none; }
+}
+"""
+
+
+def find_chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        path = shutil.which(name)
+        if path:
+            return path
+    sys.exit("the PDF is printed by Chromium, which was not found: install it (Debian/Ubuntu: "
+             "`apt-get install chromium`) or put a Chrome/Chromium executable on PATH")
+
+
+def build_single_page(solutions: bool) -> Path:
+    """Jupyter Book's singlehtml builder, with a copy of _config.yml that sets hide_solutions."""
+    config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+    config.setdefault("sphinx", {}).setdefault("config", {})["hide_solutions"] = not solutions
+    OUT.mkdir(parents=True, exist_ok=True)
+    config_path = OUT / "_config.yml"
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    site = OUT / "site"
+    shutil.rmtree(site, ignore_errors=True)
+    jb = Path(sys.executable).parent / "jupyter-book"
+    cmd = [str(jb), "build", str(ROOT), "--builder", "singlehtml", "--config", str(config_path),
+           "--path-output", str(site)]
+    print("+", " ".join(cmd), flush=True)
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.exit(f"the single-page build failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+    return site / "_build" / "singlehtml"
+
+
+def print_pdf(site: Path, target: Path) -> int:
+    from playwright.sync_api import sync_playwright
+
+    handler = functools.partial(QuietHandler, directory=str(site))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/index.html"
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=find_chromium(), args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1000, "height": 1400})
+            page.goto(url, wait_until="load", timeout=120_000)
+            page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise",
+                                   timeout=60_000)
+            page.evaluate("() => MathJax.startup.promise")
+            page.add_style_tag(content=PRINT_CSS)
+            page.emulate_media(media="print")
+            page.pdf(path=str(target), format="A4", print_background=False, prefer_css_page_size=True,
+                     display_header_footer=True, header_template="<span></span>",
+                     footer_template='<div style="font-size:8px;width:100%;text-align:center">'
+                                     '<span class="pageNumber"></span> / <span class="totalPages"></span></div>')
+            browser.close()
+    finally:
+        server.shutdown()
+    return pdf_pages(target)
+
+
+def pdf_pages(path: Path) -> int:
+    """Count the pages of a PDF (its page tree's /Count) without a PDF library."""
+    import re
+
+    data = path.read_bytes()
+    counts = [int(m) for m in re.findall(rb"/Type\s*/Pages\b[^>]*?/Count\s+(\d+)", data)]
+    counts += [int(m) for m in re.findall(rb"/Count\s+(\d+)[^>]*?/Type\s*/Pages\b", data)]
+    return max(counts) if counts else 0
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 - the signature is the base class's
+        pass
+
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tasks.py pdf", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--no-solutions", action="store_true", help="leave the exercise solutions out")
+    parser.add_argument("--output", type=Path, default=OUT / PDF_NAME, help=f"default: _build/pdf/{PDF_NAME}")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    site = build_single_page(solutions=not args.no_solutions)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    pages = print_pdf(site, args.output)
+    html = ROOT / "_build" / "html"
+    if html.is_dir() and args.output.name == PDF_NAME:
+        shutil.copy2(args.output, html / PDF_NAME)
+    size = args.output.stat().st_size / 2**20
+    print(f"{args.output}: {pages} pages, {size:.1f} MiB, "
+          f"{'without' if args.no_solutions else 'with'} solutions, in {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
