@@ -14,8 +14,8 @@ from torch import Tensor
 
 from .solvers import estimate_order
 
-#: Width of the rendered book's text column in inches at Matplotlib's 100 dpi (848 px): a figure no wider than
-#: this is shown at full size, so its 10-point labels stay 10 points on the page.
+#: Widest figure for the book, in inches at Matplotlib's 100 dpi. The rendered column is 848 px and a cell's
+#: output area 784 px, so such a figure is shown at 94% or more of its size: 10-point labels stay above 9 points.
 BOOK_COLUMN_INCHES = 8.4
 BOOK_RC = {
     "figure.dpi": 100,

@@ -138,3 +138,31 @@ def test_exercise_references_are_not_doubled(built_book):
     for page in sorted((built_book / "chapters").glob("*.html")):
         text = re.sub(r"<[^>]+>", " ", page.read_text(encoding="utf-8"))
         assert not re.search(r"Exercise\s+Exercise", text), f"'Exercise Exercise' in {page.name}"
+
+
+def test_bibliography_labels_match_the_author_year_citations(built_book):
+    bib = (built_book / "book" / "bibliography.html").read_text(encoding="utf-8")
+    labels = re.findall(r'<span class="label"><span class="fn-bracket">\[</span>([^<]*)', bib)
+    assert len(labels) >= 20
+    assert all(re.fullmatch(r"[^\d]+, (\d{4}|n\.d\.)", label) for label in labels), labels
+    sources, _, others = bib.partition('<section id="other-works-cited">')
+    for name in ("Capell et al., 2023", "Facci and Zurlo, 2022", "Jhin et al., 2021", "Zhang et al., 2019",
+                 "Yu et al., 2022"):
+        assert name in sources and name not in others, f"{name} belongs under the book's sources"
+    assert "Chen et al., 2018" in others
+
+
+def test_pages_are_tidy(built_book):
+    """One THEBE_JS_URL declaration, a favicon, and no underlined space before 'Exercise' in solution titles."""
+    page = (built_book / "chapters" / "01_resnets_are_euler_steps.html").read_text(encoding="utf-8")
+    assert page.count("const THEBE_JS_URL") == 1
+    assert 'rel="icon"' in page and (built_book / "_static" / "favicon.svg").exists()
+    assert "Solution to<a" not in page and '"> Exercise' not in page
+    assert "Solution to <a" in page
+
+
+def test_the_execution_status_page_lists_every_chapter(built_book):
+    html = (built_book / "book" / "execution_status.html").read_text(encoding="utf-8")
+    for path in sorted((ROOT / "chapters").glob("[0-9][0-9]_*.ipynb")):
+        assert f"{path.stem}.html" in html, f"{path.name} missing from the execution-status page"
+    assert html.count("passed (") >= 8 and "torch" in html

@@ -77,9 +77,11 @@ class Visit:
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
         self.page.route("**/*", self._route(site))
         self.page.goto(site + path, wait_until="load")
-        self.page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise",
-                                    timeout=30_000)
-        self.page.evaluate("() => MathJax.startup.promise")
+        self.has_mathjax = self.page.locator('script[src*="mathjax"]').count() > 0  # only pages with math
+        if self.has_mathjax:
+            self.page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise",
+                                        timeout=30_000)
+            self.page.evaluate("() => MathJax.startup.promise")
 
     def _route(self, site):
         def route(r):
@@ -112,7 +114,8 @@ def test_math_typesets_with_no_network_and_no_console_errors(browser, site, chap
             })""")
             assert state["untypeset"] == 0 and not state["raw"], f"{path}: raw TeX left on the page {state}"
             if path.startswith("chapters/"):
-                assert state["typeset"] > 20, f"{path}: MathJax produced too little output {state}"
+                assert v.has_mathjax and state["typeset"] > 20, f"{path}: MathJax produced too little {state}"
+                assert v.page.locator('script[src*="_static/mathjax/"]').count() == 1, "MathJax from _static"
 
 
 WIDE = """() => {
@@ -164,6 +167,10 @@ def test_the_menu_buttons_open_the_sidebars_on_a_phone(browser, site):
 
 def test_the_menu_button_collapses_the_sidebar_on_a_laptop(browser, site):
     with Visit(browser, site, "chapters/01_resnets_are_euler_steps.html", WIDTHS["laptop"]) as v:
+        assert not v.page.locator("header.bd-header").is_visible(), "the theme's stray top search bar"
+        v.page.keyboard.press("Control+k")
+        v.page.locator("#pst-search-dialog, .search-button__wrapper.show").first.wait_for(state="visible", timeout=5000)
+        v.page.keyboard.press("Escape")
         sidebar = v.page.locator("#pst-primary-sidebar")
         assert sidebar.is_visible()
         v.page.locator(".bd-header-article .primary-toggle").click()
@@ -187,9 +194,11 @@ def test_figures_are_full_size_and_described(browser, site, chapters):
         with Visit(browser, site, path, WIDTHS["laptop"]) as v:
             images = v.page.eval_on_selector_all("div.cell_output img", """is => is.map(i => ({
                 alt: i.getAttribute('alt') || '', shown: i.clientWidth,
-                meant: +(i.getAttribute('width') || i.naturalWidth), natural: i.naturalWidth}))""")
+                meant: parseFloat(i.style.width) || +(i.getAttribute('width') || i.naturalWidth),
+                natural: i.naturalWidth}))""")
             for image in images:
                 assert len(image["alt"]) > 30 and not re.fullmatch(r"[0-9a-f]{32,}.*", image["alt"]), (
                     f"{path}: an image without a description: alt={image['alt']!r}")
-                assert image["shown"] >= 0.97 * image["meant"], f"{path}: a figure shrunk to fit the column {image}"
+                # shrunk by at most 10%: the chapters' 10-point labels stay at least 9 points on the page
+                assert image["shown"] >= 0.9 * image["meant"], f"{path}: a figure shrunk to fit the column {image}"
                 assert image["natural"] >= 1.9 * image["meant"], f"{path}: a low-resolution figure {image}"
