@@ -4,9 +4,11 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import subprocess
 
 import pytest
-from conftest import ROOT, build
+import yaml
+from conftest import ROOT, build, jupyter_book
 
 
 @pytest.mark.slow
@@ -166,3 +168,23 @@ def test_the_execution_status_page_lists_every_chapter(built_book):
     for path in sorted((ROOT / "chapters").glob("[0-9][0-9]_*.ipynb")):
         assert f"{path.stem}.html" in html, f"{path.name} missing from the execution-status page"
     assert html.count("passed (") >= 8 and "torch" in html
+
+
+def test_hide_solutions_removes_every_solution_whole(tmp_path):
+    """The instructors' switch: no solution title, text or code cell is left (sphinx-exercise alone keeps the
+    cells between {solution-start} and {solution-end}, then fails on the orphaned end)."""
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    config["sphinx"]["config"]["hide_solutions"] = True
+    config["sphinx"]["local_extensions"] = {k: str(ROOT / v) for k, v in config["sphinx"]["local_extensions"].items()}
+    (tmp_path / "_config.yml").write_text(yaml.safe_dump(config))
+    result = subprocess.run([jupyter_book(), "build", str(ROOT), "--config", str(tmp_path / "_config.yml"),
+                             "--path-output", str(tmp_path / "out"), "-W", "--keep-going"],
+                            capture_output=True, text=True, timeout=1800)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    html = tmp_path / "out" / "_build" / "html" / "chapters"
+    for page in sorted(html.glob("*.html")):
+        text = page.read_text(encoding="utf-8")
+        assert 'class="exercise' in text, f"{page.name}: the exercises stay"
+        assert "Solution to" not in text and 'class="solution' not in text, f"{page.name}: a solution is left"
+    chapter1 = (html / "01_resnets_are_euler_steps.html").read_text(encoding="utf-8")
+    assert "measured slope confirms it" not in chapter1, "the text of a gated solution"

@@ -7,6 +7,7 @@
   to a hidden duplicate button: pydata-sphinx-theme#2451, sphinx-book-theme#988).
 * Scripts that a page would declare twice (sphinx-thebe's inline configuration) are declared once.
 * "Solution to Exercise 1.1": the space before the link is moved out of the underlined link text.
+* ``hide_solutions: true`` removes each solution whole, gated notebook solutions included.
 * Citations: the bibliography's labels read "Chen et al., 2018", as the in-text citations do.
 """
 from __future__ import annotations
@@ -44,6 +45,11 @@ def mathjax_source() -> Path:
 
 def configure(app: Sphinx, config) -> None:
     mathjax_source()  # fail early, with the fix in the message
+    # sphinx-exercise's own hide_solutions drops {solution-start} but keeps {solution-end} and everything between
+    # them (a notebook's solution cells), and then fails on the orphaned end node. The book builds its solutions
+    # as usual and removes the finished solution nodes, content and all (remove_solutions below).
+    app.book_hide_solutions = bool(config.hide_solutions)  # type: ignore[attr-defined]
+    config.hide_solutions = False
     config.mathjax_path = MATHJAX_ENTRY
     config.html_static_path = [*config.html_static_path, str(STATIC)]
     # pydata-sphinx-theme reads the colour mode from html_context; left empty it logs a console error on
@@ -64,6 +70,15 @@ def copy_mathjax(app: Sphinx, exception: Exception | None) -> None:
         elif src.is_file():
             target.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, target / part)
+
+
+def remove_solutions(app: Sphinx, doctree) -> None:
+    if not getattr(app, "book_hide_solutions", False):
+        return
+    from sphinx_exercise.nodes import solution_node
+
+    for node in list(doctree.findall(solution_node)):
+        node.parent.remove(node)
 
 
 SOLUTION_TITLE = re.compile(r'(Solution to)(<a class="reference internal" href="[^"]*">) ')
@@ -119,6 +134,7 @@ def setup(app: Sphinx) -> dict:
     app.connect("config-inited", configure)
     app.add_css_file("book.css")
     app.add_js_file("book.js", defer="defer")
+    app.connect("doctree-read", remove_solutions)
     app.connect("html-page-context", tidy_page)
     app.connect("build-finished", copy_mathjax)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
