@@ -4,7 +4,7 @@ Each helper draws on a Matplotlib ``Axes`` that you pass in and returns it, so f
 """
 from __future__ import annotations
 
-from typing import Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
@@ -17,7 +17,7 @@ from .solvers import estimate_order
 #: Widest figure for the book, in inches at Matplotlib's 100 dpi. The rendered column is 848 px and a cell's
 #: output area 784 px, so such a figure is shown at 94% or more of its size: 10-point labels stay above 9 points.
 BOOK_COLUMN_INCHES = 8.4
-BOOK_RC = {
+BOOK_RC: dict[str, Any] = {
     "figure.dpi": 100,
     "axes.grid": True,
     "grid.alpha": 0.3,
@@ -36,7 +36,7 @@ def use_book_style(high_dpi: bool = True) -> dict:
     """
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update(BOOK_RC)
+    plt.rcParams.update(BOOK_RC)  # type: ignore[arg-type]  # the stubs list every key as a Literal
     if high_dpi:
         try:
             from matplotlib_inline.backend_inline import set_matplotlib_formats
