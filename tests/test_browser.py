@@ -129,6 +129,9 @@ WIDE = """() => {
     codeClipped: code.filter(p => over(p) && !scrolls(p)).length,
     eqTooWide: eqs.filter(over).map(m => m.closest('div.math').id),
     eqClipped: eqs.filter(m => over(m) && !scrolls(m)).map(m => m.closest('div.math').id),
+    numberNotRight: eqs.filter(m => { const n = m.parentElement.querySelector(':scope > .eqno');
+      return n && n.getBoundingClientRect().left < m.getBoundingClientRect().right - 1; })
+      .map(m => m.closest('div.math').id),
   };
 }"""
 
@@ -140,6 +143,7 @@ def test_code_and_equations_fit_the_laptop_column(browser, site, chapters):
             assert r["page"] <= WIDTHS["laptop"], f"{path}: the page scrolls sideways ({r['page']} px)"
             assert not r["codeTooWide"], f"{path}: code wider than the column: {r['codeTooWide'][:2]}"
             assert not r["eqTooWide"], f"{path}: displayed equations wider than the column: {r['eqTooWide']}"
+            assert not r["numberNotRight"], f"{path}: equation numbers not right of their equation"
 
 
 def test_on_a_phone_nothing_is_clipped_or_widens_the_page(browser, site, chapters):
@@ -149,6 +153,7 @@ def test_on_a_phone_nothing_is_clipped_or_widens_the_page(browser, site, chapter
             assert r["page"] <= WIDTHS["phone"], f"{path}: the page is {r['page']} px wide on a 390 px phone"
             assert r["codeClipped"] == 0, f"{path}: code cut off instead of scrolling"
             assert not r["eqClipped"], f"{path}: equations cut off instead of scrolling: {r['eqClipped']}"
+            assert not r["numberNotRight"], f"{path}: an equation number overlaps or precedes its equation"
 
 
 def test_the_menu_buttons_open_the_sidebars_on_a_phone(browser, site):
