@@ -6,6 +6,9 @@
     python3 tasks.py lab     # open JupyterLab on the chapters
     python3 tasks.py format [NOTEBOOK ...]   # code cells to the book's 88 columns
     python3 tasks.py pdf [--no-solutions]    # the whole book as one PDF, _build/pdf/ (needs Chromium)
+    python3 tasks.py assign                  # problem sets: dist/assignments/student/ and autograder/
+    python3 tasks.py grade SUBMISSIONS_DIR   # grade submitted notebooks locally (no Docker) into one CSV
+    python3 tasks.py student-book            # the book without solutions, in _build/student/
     python3 tasks.py execute [NOTEBOOK ...]  # run chapters top to bottom, strip widget state, record versions
                                              # and time for the execution-status page, check under nbval
 
@@ -85,6 +88,12 @@ def pdf(args: list[str]) -> None:
     run([PYTHON, ROOT / "tools" / "pdf.py", *args], cwd=ROOT)
 
 
+def teach(command: str, args: list[str]) -> None:
+    ensure_env(EXTRAS["test"])  # otter-grader is in the test extra (and in nodelib[teach])
+    env = dict(os.environ, MPLBACKEND="Agg")
+    run([PYTHON, ROOT / "tools" / "assignments.py", command, *args], cwd=ROOT, env=env)
+
+
 def notebooks(command: str, args: list[str]) -> None:
     ensure_env(EXTRAS["test"])
     run([PYTHON, ROOT / "tools" / "notebooks.py", command, *args], cwd=ROOT, env=test_env())
@@ -97,6 +106,9 @@ COMMANDS = {
     "format": lambda args: notebooks("format", args),
     "execute": lambda args: notebooks("execute", args),
     "pdf": lambda args: pdf(args),
+    "assign": lambda args: teach("assign", args),
+    "grade": lambda args: teach("grade", args),
+    "student-book": lambda args: teach("student-book", args),
 }
 
 if __name__ == "__main__":

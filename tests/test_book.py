@@ -73,7 +73,7 @@ def test_chapter_eight_renders_its_parts(built_book):
 
 @pytest.mark.slow
 def test_front_matter_is_built(built_book):
-    for page in ["intro", "how_to_use", "notation", "bibliography"]:
+    for page in ["intro", "how_to_use", "teaching", "notation", "bibliography", "execution_status"]:
         assert (built_book / "book" / f"{page}.html").exists()
     bib = (built_book / "book" / "bibliography.html").read_text(encoding="utf-8")
     for author in ["Jhin", "Zhang", "Yu", "Capell", "Facci"]:  # the five seed papers

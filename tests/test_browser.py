@@ -20,8 +20,8 @@ import pytest
 pytestmark = pytest.mark.slow
 
 WIDTHS = {"laptop": 1400, "phone": 390}
-BOOK_PAGES = ["book/intro.html", "book/how_to_use.html", "book/notation.html", "book/bibliography.html",
-              "book/execution_status.html"]
+BOOK_PAGES = ["book/intro.html", "book/how_to_use.html", "book/teaching.html", "book/notation.html",
+              "book/bibliography.html", "book/execution_status.html"]
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
 

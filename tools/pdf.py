@@ -89,17 +89,17 @@ def find_chromium() -> str:
              "`apt-get install chromium`) or put a Chrome/Chromium executable on PATH")
 
 
-def build_site(solutions: bool) -> Path:
+def build_site(solutions: bool, out: Path = OUT / "site") -> Path:
     """The HTML book built from a copy of _config.yml that sets hide_solutions (the public build is untouched)."""
     config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
     config.setdefault("sphinx", {}).setdefault("config", {})["hide_solutions"] = not solutions
     # the copy lives under _build/: paths that Jupyter Book resolves against the config's folder become absolute
     extensions = config["sphinx"].get("local_extensions") or {}
     config["sphinx"]["local_extensions"] = {name: str(ROOT / path) for name, path in extensions.items()}
-    OUT.mkdir(parents=True, exist_ok=True)
-    config_path = OUT / "_config.yml"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    config_path = out.parent / f"_config-{'solutions' if solutions else 'student'}.yml"
     config_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    site = OUT / "site"
+    site = out
     shutil.rmtree(site, ignore_errors=True)
     jb = Path(sys.executable).parent / "jupyter-book"
     cmd = [str(jb), "build", str(ROOT), "--config", str(config_path), "--path-output", str(site)]
