@@ -24,15 +24,19 @@ CHAPTERS = sorted((ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))
 
 # One plausible wrong answer per problem set: it passes the public tests a student can run and fails a hidden one.
 WRONG = {
-    "ps01-euler-and-solvers": ("q1_heun", "heun_step", """
-def heun_step(f, t, z, h):
-    k1 = f(t, z)
-    k2 = f(t, z + h * k1)  # the second slope taken at the old time
-    return z + 0.5 * h * (k1 + k2)
+    "ps01-euler-and-solvers": ("q1_richardson", "richardson_euler", """
+def richardson_euler(f, z0, T, n):
+    def euler(steps):
+        h, z = T / steps, z0
+        for k in range(steps):
+            z = z + h * f(k * h, z)
+        return z
+
+    return (euler(2 * n) + euler(n)) / 2  # an average, not the extrapolation: still first order
 """),
-    "ps02-adjoint": ("q1_linear_adjoint", "linear_adjoint_gradient", """
-def linear_adjoint_gradient(A, c, T):
-    return torch.linalg.matrix_exp(A * T) @ c  # A instead of its transpose
+    "ps02-adjoint": ("q1_end_time", "end_time_gradient", """
+def end_time_gradient(A, z0, c, T):
+    return c @ A @ z0  # f at the start, not at z(T)
 """),
     "ps03-learning-dynamics": ("q1_least_squares", "fit_linear_field", """
 def fit_linear_field(t, z):
@@ -43,9 +47,9 @@ def fit_linear_field(t, z):
 def order_preserved(x0, x1):
     return bool((x1[1:] > x1[:-1]).all())  # assumes x0 is sorted
 """),
-    "ps05-odenets": ("q2_balanced", "balanced_accuracy", """
-def balanced_accuracy(pred, y, n_classes):
-    return float((pred == y).double().mean())  # plain accuracy
+    "ps05-odenets": ("q2_topk", "top_k_accuracy", """
+def top_k_accuracy(logits, y, k):
+    return float((logits.argmax(dim=1) == y).double().mean())  # ignores k
 """),
     "ps06-ace-node": ("q1_pairwise", "attend", """
 def attend(h, a):
