@@ -237,8 +237,9 @@ def execute_notebook(path: Path, timeout: int, check: bool) -> dict:
     print(f"{path.name}: ran in {seconds:.0f} s; {removed} widget outputs stripped", flush=True)
     if check:
         record["nbval"] = nbval_status(path)
-        nb_json["metadata"][RECORD_KEY] = record
-        write(path, nb_json)
+        current = read(path)  # the file as it is now: an edit made while nbval ran is kept
+        current["metadata"][RECORD_KEY] = record
+        write(path, current)
     return record
 
 
