@@ -101,3 +101,13 @@ def built_book(tmp_path_factory) -> Path:
     result = build(ROOT, out)
     assert result.returncode == 0, f"book build failed:\n{result.stdout[-6000:]}\n{result.stderr[-6000:]}"
     return out / "_build" / "html"
+
+
+def load_tool(name: str):
+    """A module of tools/ (the book's maintenance scripts, not a package), importable as the scripts see each other."""
+    import importlib
+
+    tools = str(ROOT / "tools")
+    if tools not in sys.path:
+        sys.path.insert(0, tools)
+    return importlib.import_module(name)

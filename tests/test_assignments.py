@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, load_tool
 
 pytestmark = pytest.mark.slow
 TOOL = ROOT / "tools" / "assignments.py"
@@ -119,10 +119,7 @@ def test_there_is_a_problem_set_per_chapter():
 
 @pytest.mark.parametrize("master", MASTERS, ids=[m.stem for m in MASTERS])
 def test_each_set_has_graded_code_and_a_written_question(master):
-    sys.path.insert(0, str(ROOT / "tools"))
-    from assignments import questions
-
-    qs = questions(master)
+    qs = load_tool("assignments").questions(master)
     assert 3 <= len(qs) <= 5
     assert sum(not q["manual"] for q in qs) >= 2 and sum(q["manual"] for q in qs) >= 1
     text = master.read_text()

@@ -7,56 +7,34 @@ extra), which drives the system's browser and downloads none; without a browser 
 """
 from __future__ import annotations
 
-import functools
-import http.server
-import os
 import re
-import shutil
-import threading
 from pathlib import Path
 
 import pytest
+from conftest import load_tool
 
 pytestmark = pytest.mark.slow
 
 WIDTHS = {"laptop": 1400, "phone": 390}
 BOOK_PAGES = ["book/intro.html", "book/how_to_use.html", "book/teaching.html", "book/notation.html",
               "book/bibliography.html", "book/execution_status.html"]
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
-
-
-def find_chromium() -> str | None:
-    if os.environ.get("NODELIB_CHROMIUM"):
-        return os.environ["NODELIB_CHROMIUM"]
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        if shutil.which(name):
-            return shutil.which(name)
-    return None
-
-
-class Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format, *args):  # noqa: A002
-        pass
+browser_tools = load_tool("browser")
 
 
 @pytest.fixture(scope="module")
 def site(built_book):
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(built_book)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
+    with browser_tools.serve(built_book) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def browser():
-    executable = find_chromium()
+    executable = browser_tools.chromium_path()
     if executable is None:
-        pytest.skip("no Chromium or Chrome found: install one (Debian/Ubuntu: apt-get install chromium) "
-                    "or set NODELIB_CHROMIUM to its path; .ci/run installs Debian's chromium")
+        pytest.skip(f"{browser_tools.NOT_FOUND}; .ci/run installs Debian's chromium")
     playwright = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the test extra)")
     with playwright.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        chromium = p.chromium.launch(executable_path=executable, args=browser_tools.CHROMIUM_ARGS)
         yield chromium
         chromium.close()
 

@@ -4,12 +4,11 @@ nbval (run by the same test command) executes the notebooks; these checks read t
 """
 from __future__ import annotations
 
-import importlib.util
 import re
 
 import pytest
 import yaml
-from conftest import CHAPTERS, ROOT, load_notebook
+from conftest import CHAPTERS, ROOT, load_notebook, load_tool
 
 ABSOLUTE_PATH = re.compile(r"(/work/|/tmp/|/root/|/home/\w+/|/Users/\w+/|[A-Z]:\\\\Users)")
 CHAPTER_IDS = [p.stem for p in CHAPTERS]
@@ -41,10 +40,7 @@ def test_first_code_cell_sets_up_colab_from_this_repository(path):
 
 
 def notebooks_tool():
-    spec = importlib.util.spec_from_file_location("book_notebooks", ROOT / "tools" / "notebooks.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("notebooks")
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=CHAPTER_IDS)

@@ -5,17 +5,9 @@ import importlib.util
 import json
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, load_tool
 
-
-def load(name: str):
-    spec = importlib.util.spec_from_file_location(f"book_{name}", ROOT / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-nbtool = load("notebooks")
+nbtool = load_tool("notebooks")
 
 
 @pytest.mark.parametrize("line", [
@@ -63,7 +55,7 @@ def test_the_colab_cell_comes_from_the_repository_url_in_the_config():
 
 
 def test_pdf_page_count_reads_the_page_tree(tmp_path):
-    pdf = load("pdf")
+    pdf = load_tool("pdf")
     path = tmp_path / "x.pdf"
     path.write_bytes(b"%PDF-1.4\n1 0 obj << /Type /Pages /Kids [3 0 R] /Count 12 >> endobj\n%%EOF")
     assert pdf.pdf_pages(path) == 12

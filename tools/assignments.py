@@ -162,8 +162,7 @@ def grade(folder: Path, output: Path, dist: Path, timeout: float) -> int:
 
 def student_book(target: Path) -> int:
     """The HTML book with hide_solutions (every solution removed whole), in target; the public build is untouched."""
-    sys.path.insert(0, str(ROOT / "tools"))
-    from pdf import build_site
+    from pdf import build_site  # tools/ is on the path: this file runs as a script from there
 
     html = build_site(solutions=False, out=ROOT / "_build" / "student-src")
     shutil.rmtree(target, ignore_errors=True)

@@ -20,6 +20,7 @@ import platform
 import re
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -127,8 +128,6 @@ def split_comment_line(line: str, limit: int = LINE_LENGTH) -> list[str] | None:
     m = re.match(r"^(\s*)# (.*)$", line)
     if not m:
         return None
-    import textwrap
-
     indent = m.group(1)
     return [f"{indent}# {part}" for part in textwrap.wrap(m.group(2), limit - len(indent) - 2)]
 

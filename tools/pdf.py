@@ -11,16 +11,14 @@ website has been built, where the book's download links point).
 from __future__ import annotations
 
 import argparse
-import functools
-import http.server
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import yaml
+from browser import CHROMIUM_ARGS, NOT_FOUND, chromium_path, serve
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "_build" / "pdf"
@@ -80,17 +78,10 @@ FIT_JS = """() => {
 }"""
 
 
-def find_chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        path = shutil.which(name)
-        if path:
-            return path
-    sys.exit("the PDF is printed by Chromium, which was not found: install it (Debian/Ubuntu: "
-             "`apt-get install chromium`) or put a Chrome/Chromium executable on PATH")
+def build_site(solutions: bool, out: Path = OUT / "site", strict: bool = False) -> Path:
+    """The HTML book built from a copy of _config.yml that sets hide_solutions (the public build is untouched).
 
-
-def build_site(solutions: bool, out: Path = OUT / "site") -> Path:
-    """The HTML book built from a copy of _config.yml that sets hide_solutions (the public build is untouched)."""
+    ``strict`` turns warnings into errors, as the test build does."""
     config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
     config.setdefault("sphinx", {}).setdefault("config", {})["hide_solutions"] = not solutions
     # the copy lives under _build/: paths that Jupyter Book resolves against the config's folder become absolute
@@ -103,6 +94,7 @@ def build_site(solutions: bool, out: Path = OUT / "site") -> Path:
     shutil.rmtree(site, ignore_errors=True)
     jb = Path(sys.executable).parent / "jupyter-book"
     cmd = [str(jb), "build", str(ROOT), "--config", str(config_path), "--path-output", str(site)]
+    cmd += ["-W", "--keep-going"] if strict else []
     print("+", " ".join(cmd), flush=True)
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
@@ -146,34 +138,30 @@ def combine(html_dir: Path) -> Path:
     return target
 
 
-def print_pdf(html_dir: Path, page: Path, target: Path) -> int:
+def print_pdf(html_dir: Path, page_path: Path, target: Path) -> int:
     from playwright.sync_api import sync_playwright
 
-    handler = functools.partial(QuietHandler, directory=str(html_dir))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/{page.relative_to(html_dir).as_posix()}"
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=find_chromium(), args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1000, "height": 1400})
-            page.goto(url, wait_until="load", timeout=120_000)
-            page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise",
-                                   timeout=60_000)
-            page.evaluate("() => MathJax.startup.promise")
-            page.evaluate(PREPARE_JS)
-            page.add_style_tag(content=PRINT_CSS)
-            page.emulate_media(media="print")
-            page.set_viewport_size({"width": 680, "height": 1000})  # A4's text width at 96 px per inch
-            shrunk = page.evaluate(FIT_JS)
-            print(f"{shrunk} displayed equations scaled down to the page width", flush=True)
-            page.pdf(path=str(target), format="A4", print_background=False, prefer_css_page_size=True,
-                     display_header_footer=True, header_template="<span></span>",
-                     footer_template='<div style="font-size:8px;width:100%;text-align:center">'
-                                     '<span class="pageNumber"></span> / <span class="totalPages"></span></div>')
-            browser.close()
-    finally:
-        server.shutdown()
+    executable = chromium_path()
+    if executable is None:
+        sys.exit(f"the PDF is printed by Chromium: {NOT_FOUND}")
+    with serve(html_dir) as site, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1000, "height": 1400})
+        page.goto(site + page_path.relative_to(html_dir).as_posix(), wait_until="load", timeout=120_000)
+        page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise",
+                               timeout=60_000)
+        page.evaluate("() => MathJax.startup.promise")
+        page.evaluate(PREPARE_JS)
+        page.add_style_tag(content=PRINT_CSS)
+        page.emulate_media(media="print")
+        page.set_viewport_size({"width": 680, "height": 1000})  # A4's text width at 96 px per inch
+        shrunk = page.evaluate(FIT_JS)
+        print(f"{shrunk} displayed equations scaled down to the page width", flush=True)
+        page.pdf(path=str(target), format="A4", print_background=False, prefer_css_page_size=True,
+                 display_header_footer=True, header_template="<span></span>",
+                 footer_template='<div style="font-size:8px;width:100%;text-align:center">'
+                                 '<span class="pageNumber"></span> / <span class="totalPages"></span></div>')
+        browser.close()
     return pdf_pages(target)
 
 
@@ -185,15 +173,6 @@ def pdf_pages(path: Path) -> int:
     counts = [int(m) for m in re.findall(rb"/Type\s*/Pages\b[^>]*?/Count\s+(\d+)", data)]
     counts += [int(m) for m in re.findall(rb"/Count\s+(\d+)[^>]*?/Type\s*/Pages\b", data)]
     return max(counts) if counts else 0
-
-
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args) -> None:  # noqa: A002 - the signature is the base class's
-        pass
-
-
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
 
 
 def main(argv: list[str] | None = None) -> int:
