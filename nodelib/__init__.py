@@ -1,32 +1,33 @@
 """nodelib: the PyTorch package behind the interactive textbook on Neural ODEs.
 
-One module per concept, named after what it teaches:
+One module per concept, in layers (each imports only from the layers below it; ``pyproject.toml`` states the
+contract and the test suite checks it with import-linter):
 
-- :mod:`nodelib.solvers` (chapter 1): teaching ODE solvers with torchdiffeq's calling convention;
-- :mod:`nodelib.blocks` (chapter 1): vector fields, residual blocks, ResNets and ODE blocks;
-- :mod:`nodelib.adjoint`, :mod:`nodelib.memory` (chapter 2): adjoint and checkpointed gradients, memory;
-- :mod:`nodelib.data`, :mod:`nodelib.training`, :mod:`nodelib.latent` (chapter 3): data, the shared training
-  loop, the latent ODE;
-- :mod:`nodelib.augment`, :mod:`nodelib.nfe` (chapter 4): augmentation, forward/backward NFE counting;
-- :mod:`nodelib.classification`, :mod:`nodelib.datasets` (chapter 5): ResNet, ODE-Net, RK-Net and augmented
-  ODE-Net classifiers for images and signals; digits, heartbeats and the image benchmarks;
-  :mod:`nodelib.fast`: fixed-step solves unrolled for ``torch.compile`` and CUDA graphs (same values and
-  gradients as the eager path);
-- :mod:`nodelib.ace` (chapter 6): attentive co-evolving ODEs (pairwise and elementwise attention, Algorithm 1's
-  alternating training, the ACE-ODE-Net body and an attentive latent ODE for PhysioNet 2012);
-- :mod:`nodelib.anodev2` (chapter 7): ANODEV2's reaction-diffusion-advection weight evolution;
-- :mod:`nodelib.gode` (chapter 8): Neural-GODE's B-spline weights over depth, the convt layer and field, and the
-  generalized-ODE view (exponential families, the regressor of Eq. 5);
-- :mod:`nodelib.timevarying` (chapters 1, 7, 8): parameters that vary with time;
-- :mod:`nodelib.experiments`: the full experiments (``python -m nodelib.experiments``) and their recorded results;
-- :mod:`nodelib.plotting`: trajectories, vector fields and convergence plots;
-- :mod:`nodelib.utils`: seeding, device selection, parameter counts.
+1. **solver core**: :mod:`nodelib.solvers` (chapter 1's teaching solvers, torchdiffeq's calling convention),
+   :mod:`nodelib.adjoint` and :mod:`nodelib.memory` (chapter 2), :mod:`nodelib.config` (one typed solver
+   configuration), :mod:`nodelib.nfe` (one evaluation counter), :mod:`nodelib.blocks` (vector fields, ResNets and
+   the one ODE block), :mod:`nodelib.timevarying`, :mod:`nodelib.augment`, :mod:`nodelib.fast`, and underneath
+   :mod:`nodelib.errors`, :mod:`nodelib.utils`, :mod:`nodelib.book` (what chapters print and glue);
+2. **models**: :mod:`nodelib.layers` (the convolutional pieces), :mod:`nodelib.classification` (chapter 5, the
+   registries of bodies and networks), :mod:`nodelib.latent` (chapter 3), :mod:`nodelib.ace` (chapter 6),
+   :mod:`nodelib.anodev2` (chapter 7), :mod:`nodelib.gode` (chapter 8); each chapter's module registers its
+   own classifier bodies or networks;
+3. **data**: :mod:`nodelib.data` (toy systems), :mod:`nodelib.datasets` (every data set with its loader);
+4. **training**: :mod:`nodelib.training` (the one training loop), :mod:`nodelib.sweep` (the one sweep driver),
+   :mod:`nodelib.claims` (the one rule for verdicts);
+5. **experiments**: :mod:`nodelib.experiments` (``python -m nodelib.experiments``) and their recorded results;
+   :mod:`nodelib.plotting` for the chapters' figures.
 
 The names below are the everyday surface; everything else is reached through its module.
 """
+from . import ace, anodev2, gode  # noqa: F401  (each registers its classifier bodies or networks)
+from .adjoint import odeint_adjoint, odeint_checkpointed
+from .blocks import ODEBlock
 from .config import SolverConfig
-from .solvers import SolveStats, StepBudgetExceeded, StepSizeUnderflow, odeint
+from .errors import RunError, SelectionUndefined, StepBudgetExceeded, StepSizeUnderflow
+from .solvers import SolveStats, odeint
 from .utils import seed_everything
 
-__all__ = ["odeint", "SolverConfig", "SolveStats", "StepBudgetExceeded", "StepSizeUnderflow", "seed_everything"]
+__all__ = ["odeint", "odeint_adjoint", "odeint_checkpointed", "ODEBlock", "SolverConfig", "SolveStats",
+           "StepBudgetExceeded", "StepSizeUnderflow", "RunError", "SelectionUndefined", "seed_everything"]
 __version__ = "0.1.0"

@@ -17,30 +17,27 @@ The state is the tuple ``(h, a)``: :func:`nodelib.odeint`, :func:`nodelib.adjoin
 the state's error control. The Table-11 variants are :class:`FixedCorrelationField` (``a(t) = corr(h(t))``, no
 attention ODE) and :class:`LearnedInitialAttention` (``a(0)`` from a linear layer).
 
-Training (Sec. 3.3, Algorithm 1): :class:`AlternatingTrainer` alternates a step on ``L_h`` for ``θ_f`` and the
-other parameters (attention ODE frozen) with a step on ``L_a = L_task + λ‖θ_g‖`` for the attention ODE's
-parameters ``θ_g`` alone (the rest frozen); :class:`JointTrainer` is the comparison (one optimiser, one loss).
-:func:`fit` runs either for a number of iterations and keeps the parameters that did best on a validation
-set. The models of the paper's experiments: :class:`ACEConvBody` (the ACE-ODE-Net body, registered as the
+Training (Sec. 3.3, Algorithm 1) alternates a step on ``L_h`` for ``θ_f`` and the other parameters (attention
+ODE frozen) with a step on ``L_a = L_task + λ‖θ_g‖`` for the attention ODE's parameters ``θ_g`` alone (the rest
+frozen): it is the :class:`~nodelib.training.Alternating` strategy of nodelib's one training loop, given the split
+of :func:`split_parameters` and the penalty of :func:`attention_penalty`; :func:`attention_health` measures
+whether the attention still moves (the norm of ``θ_g`` and how far the attention travels over the interval).
+The models of the paper's experiments: :class:`ACEConvBody` (the ACE-ODE-Net body, registered as the
 classifier body ``"ace"``) and :class:`LatentODEModel` (a latent ODE for irregular multivariate series with
 optional pairwise attention, for PhysioNet 2012).
 """
 from __future__ import annotations
 
-import copy
-import math
-import time
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from ._impl.checks import check_positive_int
 from .blocks import ODEBlock
+from .classification import ADAPTIVE, BodySpec, register_body
 from .config import SolverConfig
+from .layers import ConcatConv, ConvODEFunc, conv_class, group_norm
 
 ATTENTION_KINDS = ("none", "ace", "fixed", "learned")
 
@@ -236,6 +233,22 @@ def split_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Para
     return [p for p in model.parameters() if id(p) not in ids], attention
 
 
+def attention_health(model: nn.Module, weights: Optional[Tensor] = None) -> dict[str, float]:
+    """Is the attention alive? ``theta_g_norm``: the L2 norm of θ_g (an attention ODE whose parameters shrink to
+    zero leaves ``a(t) = a(0)``: a fixed mixing matrix, not co-evolving attention); with ``weights``, the
+    attention weights along the interval (time first, e.g. ``softmax(a(t))`` from
+    :meth:`LatentODEModel.attention_weights` or ``sigmoid(a(t))`` from :meth:`ACEConvBody.attention_trajectory`),
+    ``attention_movement``: the largest change of any weight from its value at the start."""
+    params = attention_parameters(model)
+    out = {"theta_g_norm": float(torch.stack([p.detach().pow(2).sum() for p in params]).sum().sqrt()) if params
+           else 0.0}
+    if weights is not None:
+        if weights.dim() < 2:
+            raise ValueError(f"weights must have time first and something after it, got shape {tuple(weights.shape)}")
+        out["attention_movement"] = float((weights - weights[:1]).abs().max())
+    return out
+
+
 def attention_penalty(params: Sequence[Tensor], norm: int = 2) -> Tensor:
     """``‖θ_g‖_1`` or ``‖θ_g‖_2`` of Eq. 6 over all the given tensors (the norm itself, not its square)."""
     if norm not in (1, 2):
@@ -247,215 +260,15 @@ def attention_penalty(params: Sequence[Tensor], norm: int = 2) -> Tensor:
     return torch.stack([p.pow(2).sum() for p in params]).sum().sqrt()
 
 
-@contextmanager
-def frozen(params: Iterable[nn.Parameter]) -> Iterator[None]:
-    """Parameters with ``requires_grad`` off inside the block (restored after it)."""
-    params = list(params)
-    before = [p.requires_grad for p in params]
-    for p in params:
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p, flag in zip(params, before):
-            p.requires_grad_(flag)
-
-
-# --- training -------------------------------------------------------------------------------------------------
-
-def _optimizer(name: str, params: list[nn.Parameter], lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
-    if not (lr > 0 and math.isfinite(lr)):
-        raise ValueError(f"the learning rate must be a positive number, got {lr!r}")
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
-    raise ValueError(f"optimizer must be 'adam' or 'sgd', got {name!r}")
-
-
-class JointTrainer:
-    """The comparison: one optimiser over every parameter and one loss, ``L_task + λ‖θ_g‖`` (λ = 0: no penalty)."""
-
-    schedule = "joint"
-
-    def __init__(self, model: nn.Module, lr: float, lam: float = 0.0, norm: int = 2, optimizer: str = "adam") -> None:
-        if not lam >= 0:
-            raise ValueError(f"lam (λ of Eq. 6) must be >= 0, got {lam!r}")
-        self.model, self.lam, self.norm = model, float(lam), norm
-        self.attention = attention_parameters(model)
-        if self.lam and not self.attention:
-            raise ValueError("lam > 0 penalises θ_g, but the model has no attention ODE")
-        self.optimizer = _optimizer(optimizer, list(model.parameters()), lr)
-
-    def step(self, task_loss: Callable[[], Tensor]) -> dict[str, float]:
-        loss = task_loss()
-        total = loss + self.lam * attention_penalty(self.attention, self.norm) if self.lam else loss
-        self.optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        self.optimizer.step()
-        return {"loss": float(loss.detach())}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"optimizer": self.optimizer.state_dict()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.optimizer.load_state_dict(state["optimizer"])
-
-
-class AlternatingTrainer:
-    """Algorithm 1 of Jhin et al. (2021): alternate ``θ_f, θ_others`` on ``L_h`` and ``θ_g`` on ``L_a``.
-
-    :meth:`step_h` takes one optimiser step on ``L_h = L_task`` for every parameter but θ_g (frozen);
-    :meth:`step_a` one on ``L_a = L_task + λ‖θ_g‖_norm`` (Eq. 6) for θ_g alone (the rest frozen). Each phase
-    has its own optimiser, so neither phase's momentum leaks into the other's parameters, and a frozen half is
-    left bit-for-bit unchanged. The initial-attention network ``q``, where there is one, counts among "the
-    other parameters": Algorithm 1 lists only θ_f, θ_g and θ_others, and Eq. 6 penalises only θ_g.
-    """
-
-    schedule = "alternating"
-
-    def __init__(self, model: nn.Module, lr: float, lam: float = 1e-3, norm: int = 2, optimizer: str = "adam",
-                 lr_attention: Optional[float] = None) -> None:
-        if not lam >= 0:
-            raise ValueError(f"lam (λ of Eq. 6) must be >= 0, got {lam!r}")
-        self.model, self.lam, self.norm = model, float(lam), norm
-        attention_penalty([torch.zeros(1)], norm)  # checks the norm
-        self.main, self.attention = split_parameters(model)
-        if not self.attention:
-            raise ValueError("alternating training needs a model with an attention ODE (an ElementwiseAttentionField or "
-                             "PairwiseAttentionField); use JointTrainer for a model without one")
-        self.optimizer_h = _optimizer(optimizer, self.main, lr)
-        self.optimizer_a = _optimizer(optimizer, self.attention, lr if lr_attention is None else lr_attention)
-
-    def step_h(self, task_loss: Callable[[], Tensor]) -> dict[str, float]:
-        """One step of Algorithm 1, line 4: ``θ_f`` and ``θ_others`` on ``L_h``, the attention ODE frozen."""
-        with frozen(self.attention):
-            loss = task_loss()
-            self.optimizer_h.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer_h.step()
-        return {"loss_h": float(loss.detach())}
-
-    def step_a(self, task_loss: Callable[[], Tensor]) -> dict[str, float]:
-        """One step of Algorithm 1, line 5: ``θ_g`` on ``L_a = L_task + λ‖θ_g‖``, everything else frozen."""
-        with frozen(self.main):
-            loss = task_loss()
-            total = loss + self.lam * attention_penalty(self.attention, self.norm)
-            self.optimizer_a.zero_grad(set_to_none=True)
-            total.backward()
-            self.optimizer_a.step()
-        return {"loss_a": float(loss.detach())}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"optimizer_h": self.optimizer_h.state_dict(), "optimizer_a": self.optimizer_a.state_dict()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.optimizer_h.load_state_dict(state["optimizer_h"])
-        self.optimizer_a.load_state_dict(state["optimizer_a"])
-
-
-@dataclass
-class FitResult:
-    """What :func:`fit` did: per-iteration history, the best validation score, its iteration, and seconds."""
-
-    history: list[dict[str, float]] = field(default_factory=list)
-    best_score: float = -math.inf
-    best_iteration: int = 0
-    seconds: float = 0.0
-
-
-def fit(
-    model: nn.Module,
-    trainer: Any,
-    batches: Callable[[int], Iterable[Any]],
-    task_loss: Callable[[nn.Module, Any], Tensor],
-    validate: Callable[[nn.Module], float],
-    iterations: int,
-    *,
-    alternate: str = "epoch",
-    progress: bool = False,
-    on_iteration: Optional[Callable[[dict[str, Any]], None]] = None,
-    resume_from: Optional[dict[str, Any]] = None,
-) -> FitResult:
-    """Train with ``trainer`` for ``iterations`` and leave ``model`` with the parameters that validated best.
-
-    One iteration of an :class:`AlternatingTrainer` is Algorithm 1's loop body: with ``alternate="epoch"``, a
-    pass over ``batches(k)`` of ``L_h`` steps, then a pass of ``L_a`` steps, then validation; with
-    ``alternate="batch"``, both steps on each mini-batch, then validation. One iteration of a
-    :class:`JointTrainer` is one pass. ``validate(model)`` returns a score where higher is better (e.g. the
-    validation accuracy, an AUC, or a negative error); it must not look at the test set.
-
-    Checkpoints: ``on_iteration(state)`` is called after every iteration with everything needed to continue
-    (model, trainer, best parameters, history); ``fit(..., resume_from=state)`` continues from such a state and
-    ends where an uninterrupted run ends, provided ``batches(k)`` depends only on ``k``.
-    """
-    check_positive_int("iterations", iterations)
-    if alternate not in ("epoch", "batch"):
-        raise ValueError(f"alternate must be 'epoch' or 'batch', got {alternate!r}")
-    result = FitResult()
-    best_state = copy.deepcopy(model.state_dict())
-    first = 0
-    if resume_from is not None:
-        model.load_state_dict(resume_from["model"])
-        trainer.load_state_dict(resume_from["trainer"])
-        best_state = resume_from["best_state"]
-        result = FitResult(**resume_from["result"])
-        first = resume_from["iteration"]
-    started = time.perf_counter() - result.seconds
-    for k in tqdm(range(first, iterations), desc=f"{trainer.schedule} training", disable=not progress, leave=False):
-        model.train()
-        losses: dict[str, list[float]] = {}
-
-        def record(values: dict[str, float]) -> None:
-            for key, value in values.items():
-                losses.setdefault(key, []).append(value)
-
-        def closure(batch: Any) -> Callable[[], Tensor]:
-            return lambda: task_loss(model, batch)
-
-        if isinstance(trainer, AlternatingTrainer):
-            if alternate == "epoch":
-                for batch in batches(k):
-                    record(trainer.step_h(closure(batch)))
-                for batch in batches(k):
-                    record(trainer.step_a(closure(batch)))
-            else:
-                for batch in batches(k):
-                    record(trainer.step_h(closure(batch)))
-                    record(trainer.step_a(closure(batch)))
-        else:
-            for batch in batches(k):
-                record(trainer.step(closure(batch)))
-        model.eval()
-        with torch.no_grad():
-            score = float(validate(model))
-        row = {"iteration": k + 1, "validation": score, "seconds": time.perf_counter() - started}
-        row.update({key: sum(v) / len(v) for key, v in losses.items()})
-        result.history.append(row)
-        if score > result.best_score:
-            result.best_score, result.best_iteration = score, k + 1
-            best_state = copy.deepcopy(model.state_dict())
-        result.seconds = time.perf_counter() - started
-        if on_iteration is not None:
-            on_iteration({"iteration": k + 1, "model": model.state_dict(), "trainer": trainer.state_dict(),
-                          "best_state": best_state, "result": {**result.__dict__, "history": list(result.history)}})
-    model.load_state_dict(best_state)
-    model.eval()
-    result.seconds = time.perf_counter() - started
-    return result
-
-
 # --- the image model: the ACE-ODE-Net body ----------------------------------------------------------------------
 
 class ReducedConvODEFunc(nn.Module):
     """``f''`` of the ACE-ODE-Net: Table 1's field without its second layer, ``GN(conv(t, ReLU(GN(x))))``."""
 
-    def __init__(self, dims: int, channels: int) -> None:
+    def __init__(self, channels: int, *, dims: int = 2) -> None:
         super().__init__()
-        from .classification import ConcatConv, group_norm
-
         self.norm1 = group_norm(channels)
-        self.conv = ConcatConv(dims, channels, channels)
+        self.conv = ConcatConv(channels, channels, dims=dims)
         self.norm2 = group_norm(channels)
 
     def forward(self, t: Tensor, x: Tensor) -> Tensor:
@@ -467,20 +280,18 @@ class ACEConvBody(nn.Module):
 
     ``f''`` is Table 1's field without its second layer (:class:`ReducedConvODEFunc`, item 4 of Sec. 4.1),
     ``g'`` the whole Table-1 field (item 5), ``q`` two 3x3 convolutions with GroupNorm and ReLU between them
-    (item 6). The body returns ``h(t1)``; :attr:`counter` counts evaluations of the coupled field.
+    (item 6). The body returns ``h(t1)``; :attr:`counter` (the block's) counts evaluations of the coupled field.
     """
 
-    def __init__(self, dims: int, channels: int, solver: SolverConfig, t1: float = 1.0) -> None:
+    def __init__(self, channels: int, solver: SolverConfig, t1: float = 1.0, *, dims: int = 2) -> None:
         super().__init__()
-        from .classification import ConvODEFunc, _conv, group_norm
-        from .nfe import NFECounter
-
-        conv = _conv(dims)
+        conv = conv_class(dims)
         self.q = nn.Sequential(conv(channels, channels, 3, padding=1), group_norm(channels), nn.ReLU(),
                                conv(channels, channels, 3, padding=1))
-        self.field = ElementwiseAttentionField(ReducedConvODEFunc(dims, channels), ConvODEFunc(dims, channels))
-        self.counter = NFECounter(self.field)
-        self.block = ODEBlock(self.counter, 0.0, float(t1), solver=solver)
+        self.field = ElementwiseAttentionField(ReducedConvODEFunc(channels, dims=dims),
+                                               ConvODEFunc(channels, dims=dims))
+        self.block = ODEBlock(self.field, 0.0, float(t1), solver=solver)
+        self.counter = self.block.counter
 
     def forward(self, h0: Tensor) -> Tensor:
         h1, _ = self.block((h0, self.q(h0)))
@@ -560,6 +371,13 @@ class LatentODEModel(nn.Module):
             return out[0], out[1]
         return out, None
 
+    @torch.no_grad()
+    def attention_weights(self, values: Tensor, mask: Tensor, times: Tensor) -> Optional[Tensor]:
+        """The attention weights ``softmax(a(t))`` (``(T, B, d, d)``, rows sum to 1) along the grid for these
+        series; None without an attention ODE."""
+        _, a = self.decode(self.encode(values, mask), times)
+        return None if a is None else torch.softmax(a, dim=-1)
+
     def forward(self, values: Tensor, mask: Tensor, times: Tensor) -> tuple[Tensor, Tensor]:
         """``(reconstruction (B, T, V), mortality logit (B,))`` for series on the grid ``times`` (shape ``(T,)``)."""
         if values.dim() != 3 or values.shape != mask.shape or values.shape[-1] != self.n_vars:
@@ -594,18 +412,33 @@ def series_loss(model: LatentODEModel, values: Tensor, mask: Tensor, visible: Te
 @torch.no_grad()
 def evaluate_series(model: LatentODEModel, values: Tensor, mask: Tensor, visible: Tensor, labels: Tensor,
                     times: Tensor, batch_size: int = 200) -> dict[str, float]:
-    """Mortality AUC and interpolation MSE (on the observed entries hidden from the model: ``mask - visible``)."""
+    """Mortality AUC, interpolation MSE (on the observed entries hidden from the model: ``mask - visible``) and the
+    training loss on these series (``loss``: 100 x the MSE on the visible entries plus the mortality BCE, as
+    :func:`series_loss`; defined even when the AUC is not, with one outcome only)."""
     from sklearn.metrics import roc_auc_score
 
     model.eval()
-    scores, sq, count = [], 0.0, 0.0
+    scores, sq, count, seen_sq, seen = [], 0.0, 0.0, 0.0, 0.0
     for start in range(0, len(labels), batch_size):
         part = slice(start, start + batch_size)
         recon, logit = model(values[part] * visible[part], visible[part], times)
         hidden = mask[part] - visible[part]
         sq += float(((recon - values[part]) ** 2 * hidden).sum())
         count += float(hidden.sum())
+        seen_sq += float(((recon - values[part]) ** 2 * mask[part]).sum())
+        seen += float(mask[part].sum())
         scores.append(logit.float())
+    logits = torch.cat(scores)
+    bce = float(nn.functional.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype)))
     y = labels.cpu().numpy()
-    auc = float(roc_auc_score(y, torch.cat(scores).cpu().numpy())) if 0 < y.sum() < len(y) else float("nan")
-    return {"auc": auc, "mse": sq / max(count, 1.0)}
+    auc = float(roc_auc_score(y, logits.cpu().numpy())) if 0 < y.sum() < len(y) else float("nan")
+    return {"auc": auc, "mse": sq / max(count, 1.0), "loss": 100 * seen_sq / max(seen, 1.0) + bce}
+
+
+def _ace_body(width: int, *, dims: int, solver: SolverConfig, t1: float, **_: Any) -> tuple[nn.Module, int, Any]:
+    body = ACEConvBody(width, solver, t1, dims=dims)
+    return body, width, body.counter
+
+
+register_body(BodySpec("ace", "ACE-ODE-Net: state and elementwise attention co-evolving (dopri5, adjoint)", _ace_body,
+                       ADAPTIVE))

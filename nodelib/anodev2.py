@@ -50,6 +50,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ._impl.checks import check_positive_int
+from .classification import NetworkSpec, register_network
 from .timevarying import EvolvedParameters
 
 Coefficient = Union[float, Tensor]
@@ -233,17 +234,17 @@ class RDAFlow(nn.Module):
 
 @dataclass(frozen=True)
 class Schedule:
-    """How z and θ are discretised on ``[0, t_end]``.
+    """How z and θ are discretised on ``[0, t1]``.
 
-    ``z_steps`` forward-Euler steps of z of size ``t_end / z_steps``; ``theta_steps`` flow steps of θ of size
-    ``t_end / theta_steps`` (0: θ never evolves); z's step n uses ``θ_{uses[n]}``.
+    ``z_steps`` forward-Euler steps of z of size ``t1 / z_steps``; ``theta_steps`` flow steps of θ of size
+    ``t1 / theta_steps`` (0: θ never evolves); z's step n uses ``θ_{uses[n]}``.
     """
 
     name: str
     z_steps: int
     theta_steps: int
     uses: tuple[int, ...]
-    t_end: float = 1.0
+    t1: float = 1.0
 
     def __post_init__(self) -> None:
         check_positive_int("z_steps", self.z_steps)
@@ -251,8 +252,8 @@ class Schedule:
         if len(self.uses) != self.z_steps or any(not 0 <= k <= self.theta_steps for k in self.uses):
             raise ValueError(f"uses must give, for each of the {self.z_steps} z steps, a θ grid index in "
                              f"[0, {self.theta_steps}]; got {self.uses}")
-        if not (math.isfinite(self.t_end) and self.t_end > 0):
-            raise ValueError(f"t_end must be a positive number, got {self.t_end!r}")
+        if not (math.isfinite(self.t1) and self.t1 > 0):
+            raise ValueError(f"t1 must be a positive number, got {self.t1!r}")
 
     @property
     def evolves(self) -> bool:
@@ -324,7 +325,7 @@ class ANODEV2Block(nn.Module):
         template = _Kernels(channels, kernel_size, n_convs, bias=kind == "alexnet")
         flow = (RDAFlow([p.shape for p in template.parameters()], tau, v, rho, nonlinear)
                 if self.schedule.evolves else _no_flow)
-        self.weights = EvolvedParameters(template, flow, self.schedule.theta_steps, 0.0, self.schedule.t_end)
+        self.weights = EvolvedParameters(template, flow, self.schedule.theta_steps, 0.0, self.schedule.t1)
         self.norms = nn.ModuleList(
             nn.ModuleList(nn.BatchNorm2d(channels) for _ in range(n_convs)) for _ in range(self.schedule.z_steps))
         self.padding = kernel_size // 2
@@ -349,7 +350,7 @@ class ANODEV2Block(nn.Module):
         if z.dim() != 4:
             raise ValueError(f"expected activations of shape (B, C, H, W), got {tuple(z.shape)}")
         thetas = self.weights.states()
-        h = self.schedule.t_end / self.schedule.z_steps
+        h = self.schedule.t1 / self.schedule.z_steps
         for n, k in enumerate(self.schedule.uses):
             z = z + h * self.residual(n, z, thetas[k])
         return F.relu(z) if self.kind == "basic" else z
@@ -375,7 +376,7 @@ def coupled_adjoint(block: ANODEV2Block, z0: Tensor, grad_out: Tensor) -> dict[s
     are: in training mode each step is run twice and updates them twice).
     """
     schedule = block.schedule
-    h = schedule.t_end / schedule.z_steps
+    h = schedule.t1 / schedule.z_steps
     with torch.no_grad():
         thetas = block.weights.states()
         zs = [z0.detach()]
@@ -515,3 +516,21 @@ def anodev2_network(name: str, schedule: Union[str, Schedule] = "baseline", in_c
     features = nn.Sequential(*layers)
     head = nn.Sequential(nn.Linear(channels * side * side, n_classes))
     return ANODEV2Network(features, head, blocks, name, schedule, in_channels)
+
+
+# --- the registered networks (build_classifier("anodev2-resnet4-config1", ...)) -------------------------------------
+
+def _network(net: str, schedule: str) -> Callable[[int, int, int], nn.Module]:
+    def build(in_channels: int, n_classes: int, image_size: int) -> nn.Module:
+        return anodev2_network(net, schedule, in_channels, n_classes, image_size)
+
+    return build
+
+
+_SCHEDULE_TEXT = {"baseline": "the residual network", "config1": "ANODEV2 configuration 1 (z and θ: 5 Euler steps)",
+                  "config2": "ANODEV2 configuration 2 (θ: 10 steps, z: 2 steps with θ(0), θ(1))",
+                  "frozen": "the frozen-θ ablation (z: 2 steps with θ(0); Table 4's Neural ODE)"}
+for _net, _title in (("alexnet", "AlexNet"), ("resnet4", "ResNet-4"), ("resnet10", "ResNet-10")):
+    for _schedule, _text in _SCHEDULE_TEXT.items():
+        register_network(NetworkSpec(f"anodev2-{_net}-{_schedule}", f"{_title} of Zhang et al. 2019, App. B: {_text}",
+                                     _network(_net, _schedule)))

@@ -14,7 +14,6 @@ from torch import Tensor, nn
 from ._impl.checks import check_positive_int
 from .blocks import MLPField, ODEBlock
 from .config import SolverConfig
-from .nfe import NFECounter
 
 
 def augment(x: Tensor, extra: int) -> Tensor:
@@ -46,8 +45,8 @@ class Augment(nn.Module):
 class AugmentedNODE(nn.Module):
     """Vectors in, predictions out: augment with ``extra`` zeros, flow by an MLP field, read out linearly.
 
-    With ``extra=0`` this is a plain Neural ODE classifier/regressor. The field is wrapped in an
-    :class:`~nodelib.nfe.NFECounter`, available as :attr:`counter`.
+    With ``extra=0`` this is a plain Neural ODE classifier/regressor. :attr:`counter` is the ODE block's
+    evaluation counter (by phase: ``with model.counter.phase("backward"): loss.backward()``).
 
     Args:
         in_dim, out_dim: sizes of the input and of the output.
@@ -67,8 +66,8 @@ class AugmentedNODE(nn.Module):
         if readout == "project" and out_dim > in_dim:
             raise ValueError(f"readout='project' returns input coordinates, so out_dim ({out_dim}) must be <= in_dim ({in_dim})")
         self.augment = Augment(extra)
-        self.counter = NFECounter(MLPField(in_dim + extra, hidden=hidden, n_hidden=2, activation=nn.ReLU))
-        self.ode = ODEBlock(self.counter, solver=solver)
+        self.ode = ODEBlock(MLPField(in_dim + extra, hidden=hidden, n_hidden=2, activation=nn.ReLU), solver=solver)
+        self.counter = self.ode.counter
         self.out_dim = out_dim
         self.readout = nn.Linear(in_dim + extra, out_dim) if readout == "linear" else None
 

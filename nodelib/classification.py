@@ -24,7 +24,6 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional, Union
 
-import torch
 from torch import Tensor, nn
 
 from ._impl.checks import check_positive_int
@@ -32,180 +31,66 @@ from ._impl.registry import Registry
 from .augment import Augment
 from .blocks import ODEBlock
 from .config import SolverConfig
-from .nfe import NFECounter
+from .layers import ConvODEFunc, ConvResBlock, head, stem
+from .nfe import EvalCounter
 
-STEMS = ("chen", "small")
+__all__ = ["BodySpec", "BODIES", "register_body", "NetworkSpec", "NETWORKS", "register_network", "Classifier",
+           "build_classifier", "ADAPTIVE"]
 
 
 @dataclass(frozen=True)
 class BodySpec:
     """A registered body: how to build it, and the solver it uses unless told otherwise.
 
-    ``build(dims, width, n_blocks=..., extra=..., solver=..., t1=...)`` returns ``(body, channels, counter)``:
-    the module between stem and head, the number of channels it hands the head, and the NFE counter of its ODE
-    block (None for a body without one).
+    ``build(width, dims=..., n_blocks=..., extra=..., solver=..., t1=..., **options)`` returns ``(body, channels,
+    counter)``: the module between stem and head, the number of channels it hands the head, and the evaluation
+    counter of its ODE block (``block.counter``; None for a body without one).
     """
 
     name: str
     description: str
-    build: Callable[..., tuple[nn.Module, int, Optional[NFECounter]]]
+    build: Callable[..., tuple[nn.Module, int, Optional[EvalCounter]]]
     solver: Optional[SolverConfig] = None  # None: the body has no ODE solver
     options: tuple[str, ...] = ()  # the keyword options of `build` a caller may set (build_classifier's body_options)
 
 
-#: Every body :func:`build_classifier` can build, by name. A new architecture is one :func:`register_body`.
+#: Every body :func:`build_classifier` can build, by name. A new architecture is one :func:`register_body`; the
+#: chapters' modules register theirs (``"ace"`` in :mod:`nodelib.ace`, ``"gode"`` in :mod:`nodelib.gode`).
 BODIES: Registry[BodySpec] = Registry("classifier body")
 register_body = BODIES.register
 
 
-def group_norm(channels: int, max_groups: int = 32) -> nn.GroupNorm:
-    """GroupNorm with the largest number of groups ``<= max_groups`` that divides ``channels``.
-
-    64 channels give the seeds' ``GroupNorm(32, 64)``; 69 (64 plus 5 augmented) give 23 groups of 3.
-    """
-    groups = max(g for g in range(1, min(max_groups, channels) + 1) if channels % g == 0)
-    return nn.GroupNorm(groups, channels)
+def _resnet_body(width: int, *, dims: int, n_blocks: int, **_: Any) -> tuple[nn.Module, int, None]:
+    return nn.Sequential(*[ConvResBlock(width, dims=dims) for _ in range(n_blocks)]), width, None
 
 
-def _conv(dims: int) -> type[nn.Module]:
-    if dims not in (1, 2):
-        raise ValueError(f"dims must be 1 (signals) or 2 (images), got {dims!r}")
-    return nn.Conv1d if dims == 1 else nn.Conv2d
-
-
-class ConcatConv(nn.Module):
-    """A convolution that sees the time as one extra input channel, constant over space: ``conv([t; x])``."""
-
-    def __init__(self, dims: int, in_channels: int, out_channels: int, kernel_size: int = 3, padding: int = 1) -> None:
-        super().__init__()
-        self.conv = _conv(dims)(in_channels + 1, out_channels, kernel_size, padding=padding)
-
-    def forward(self, t: Tensor, x: Tensor) -> Tensor:
-        time_channel = x[:, :1].mul(0).add(t)  # same shape, dtype and device as one channel of x
-        return self.conv(torch.cat([time_channel, x], dim=1))
-
-
-class ConvODEFunc(nn.Module):
-    """The vector field of the ODE block: GN-ReLU-ConcatConv-GN-ReLU-ConcatConv-GN (3x3 or width-3 kernels)."""
-
-    def __init__(self, dims: int, channels: int) -> None:
-        super().__init__()
-        self.norm1 = group_norm(channels)
-        self.conv1 = ConcatConv(dims, channels, channels)
-        self.norm2 = group_norm(channels)
-        self.conv2 = ConcatConv(dims, channels, channels)
-        self.norm3 = group_norm(channels)
-        self.relu = nn.ReLU()
-
-    def forward(self, t: Tensor, x: Tensor) -> Tensor:
-        out = self.conv1(t, self.relu(self.norm1(x)))
-        out = self.conv2(t, self.relu(self.norm2(out)))
-        return self.norm3(out)
-
-
-class ConvResBlock(nn.Module):
-    """A pre-activation residual block, ``x + conv(ReLU(GN(conv(ReLU(GN(x))))))``, convolutions without bias."""
-
-    def __init__(self, dims: int, channels: int) -> None:
-        super().__init__()
-        conv = _conv(dims)
-        self.gn1 = group_norm(channels)
-        self.conv1 = conv(channels, channels, 3, padding=1, bias=False)
-        self.gn2 = group_norm(channels)
-        self.conv2 = conv(channels, channels, 3, padding=1, bias=False)
-        self.relu = nn.ReLU()
-
-    def forward(self, x: Tensor) -> Tensor:
-        out = self.conv1(self.relu(self.gn1(x)))
-        out = self.conv2(self.relu(self.gn2(out)))
-        return x + out
-
-
-def stem(dims: int, in_channels: int, width: int = 64, kind: str = "chen") -> nn.Sequential:
-    """The downsampling convolutions in front of the body.
-
-    ``"chen"``: conv 3 (no padding), then two stride-2 convs of kernel 4 with GroupNorm-ReLU between (the stem of
-    torchdiffeq's MNIST example and of Facci & Zurlo's ECG networks: 28x28 -> 6x6, 187 -> 46). ``"small"``: a
-    padded conv 3 and one stride-2 conv (8x8 digits -> 4x4), for inputs too small for three convolutions.
-    """
-    conv = _conv(dims)
-    if kind == "chen":
-        return nn.Sequential(
-            conv(in_channels, width, 3, 1), group_norm(width), nn.ReLU(inplace=True),
-            conv(width, width, 4, 2, 1), group_norm(width), nn.ReLU(inplace=True),
-            conv(width, width, 4, 2, 1),
-        )
-    if kind == "small":
-        return nn.Sequential(
-            conv(in_channels, width, 3, 1, 1), group_norm(width), nn.ReLU(inplace=True),
-            conv(width, width, 4, 2, 1),
-        )
-    raise ValueError(f"stem must be one of {STEMS}, got {kind!r}")
-
-
-def head(dims: int, channels: int, n_classes: int) -> nn.Sequential:
-    """GroupNorm, ReLU, global average pooling, flatten and a linear layer to ``n_classes`` logits."""
-    pool = nn.AdaptiveAvgPool1d(1) if dims == 1 else nn.AdaptiveAvgPool2d((1, 1))
-    return nn.Sequential(group_norm(channels), nn.ReLU(inplace=True), pool, nn.Flatten(), nn.Linear(channels, n_classes))
-
-
-def _resnet_body(dims: int, width: int, *, n_blocks: int, **_: Any) -> tuple[nn.Module, int, None]:
-    return nn.Sequential(*[ConvResBlock(dims, width) for _ in range(n_blocks)]), width, None
-
-
-def _ode_body(extra_channels: int) -> Callable[..., tuple[nn.Module, int, NFECounter]]:
-    def build(dims: int, width: int, *, solver: SolverConfig, t1: float, extra: int, **_: Any
-              ) -> tuple[nn.Module, int, NFECounter]:
+def _ode_body(extra_channels: bool) -> Callable[..., tuple[nn.Module, int, EvalCounter]]:
+    def build(width: int, *, dims: int, solver: SolverConfig, t1: float, extra: int, **_: Any
+              ) -> tuple[nn.Module, int, EvalCounter]:
         added = extra if extra_channels else 0
         channels = width + added
-        counter = NFECounter(ConvODEFunc(dims, channels))
-        block = ODEBlock(counter, 0.0, float(t1), solver=solver)
+        block = ODEBlock(ConvODEFunc(channels, dims=dims), 0.0, float(t1), solver=solver)
         body = nn.Sequential(Augment(added), block) if extra_channels else nn.Sequential(block)
-        return body, channels, counter
+        return body, channels, block.counter
 
     return build
 
 
-_ADAPTIVE = SolverConfig(method="dopri5", rtol=1e-3, atol=1e-3, gradient="adjoint")
-register_body(BodySpec("resnet", "six pre-activation residual blocks", _resnet_body))
-register_body(BodySpec("odenet", "one ODE block solved by dopri5, adjoint gradients", _ode_body(0), _ADAPTIVE))
+#: The adaptive solver of the ODE-Nets: dopri5 at rtol = atol = 1e-3, adjoint gradients.
+ADAPTIVE = SolverConfig(method="dopri5", rtol=1e-3, atol=1e-3, gradient="adjoint")
+register_body(BodySpec("resnet", "pre-activation residual blocks (six unless n_blocks says otherwise)", _resnet_body))
+register_body(BodySpec("odenet", "one ODE block solved by dopri5, adjoint gradients", _ode_body(False), ADAPTIVE))
 register_body(BodySpec("rknet", "the ODE block solved by RK4 (3/8 rule) with step 0.25, adjoint gradients",
-                       _ode_body(0), SolverConfig(method="rk4", step_size=0.25, gradient="adjoint")))
-register_body(BodySpec("augmented", "extra zero channels appended before the ODE block", _ode_body(1), _ADAPTIVE))
-
-
-def _ace_body(dims: int, width: int, *, solver: SolverConfig, t1: float, **_: Any) -> tuple[nn.Module, int, NFECounter]:
-    from .ace import ACEConvBody  # chapter 6's model; imported here so that nodelib.ace may import this module
-
-    body = ACEConvBody(dims, width, solver, t1)
-    return body, width, body.counter
-
-
-register_body(BodySpec("ace", "ACE-ODE-Net: state and elementwise attention co-evolving (dopri5, adjoint)", _ace_body,
-                       _ADAPTIVE))
-
-
-def _gode_body(dims: int, width: int, *, solver: SolverConfig, t1: float, n_basis: int = 8, degree: int = 1,
-               knots: str = "clamped", n_layers: int = 2, init: str = "independent", **_: Any
-               ) -> tuple[nn.Module, int, NFECounter]:
-    from .gode import GODEField  # chapter 8's model
-
-    counter = NFECounter(GODEField(width, n_basis, degree, t1, knots, n_layers=n_layers, dims=dims, init=init))
-    return nn.Sequential(ODEBlock(counter, 0.0, float(t1), solver=solver)), width, counter
-
-
-register_body(BodySpec("gode", "Neural-GODE: (GN-ReLU-convt) x 2 with B-spline kernels, Euler step 0.05, backprop",
-                       _gode_body, SolverConfig(method="euler", step_size=0.05, gradient="backprop"),
-                       options=("n_basis", "degree", "knots", "n_layers", "init")))
-
+                       _ode_body(False), SolverConfig(method="rk4", step_size=0.25, gradient="adjoint")))
+register_body(BodySpec("augmented", "extra zero channels appended before the ODE block", _ode_body(True), ADAPTIVE))
 
 
 @dataclass(frozen=True)
 class NetworkSpec:
     """A registered whole network (no stem/body/head split): ``build(in_channels, n_classes, image_size)``.
 
-    The module it returns has a ``counter`` attribute (its NFE counter, or None) like :class:`Classifier`, and
-    may have ``parameter_groups(weight_decay)`` for the optimiser.
+    The module it returns has a ``counter`` attribute (its evaluation counter, or None) like :class:`Classifier`,
+    and may have ``parameter_groups(weight_decay)`` for the optimiser.
     """
 
     name: str
@@ -213,39 +98,17 @@ class NetworkSpec:
     build: Callable[[int, int, int], nn.Module]
 
 
-#: Whole networks :func:`build_classifier` can build, by name (chapter 7's App. B networks).
+#: Whole networks :func:`build_classifier` can build, by name (chapter 7's App. B networks, registered by
+#: :mod:`nodelib.anodev2`).
 NETWORKS: Registry[NetworkSpec] = Registry("classifier network")
 register_network = NETWORKS.register
 
 
-def _anodev2(net: str, schedule: str) -> Callable[[int, int, int], nn.Module]:
-    def build(in_channels: int, n_classes: int, image_size: int) -> nn.Module:
-        from .anodev2 import anodev2_network  # chapter 7's module
-
-        return anodev2_network(net, schedule, in_channels, n_classes, image_size)
-
-    return build
-
-
-_ANODEV2_TEXT = {"baseline": "the residual network", "config1": "ANODEV2 configuration 1 (z and θ: 5 Euler steps)",
-                 "config2": "ANODEV2 configuration 2 (θ: 10 steps, z: 2 steps with θ(0), θ(1))",
-                 "frozen": "the frozen-θ ablation (z: 2 steps with θ(0); Table 4's Neural ODE)"}
-for _net, _title in (("alexnet", "AlexNet"), ("resnet4", "ResNet-4"), ("resnet10", "ResNet-10")):
-    for _schedule, _text in _ANODEV2_TEXT.items():
-        register_network(NetworkSpec(f"anodev2-{_net}-{_schedule}", f"{_title} of Zhang et al. 2019, App. B: {_text}",
-                                     _anodev2(_net, _schedule)))
-
-#: The registered architectures' names (kept for code that lists them).
-ARCHITECTURES = tuple(BODIES)
-#: The solver each architecture uses unless told otherwise.
-DEFAULT_SOLVERS: dict[str, SolverConfig] = {name: spec.solver for name, spec in BODIES.items() if spec.solver}
-
-
 class Classifier(nn.Module):
-    """``head(body(stem(x)))``; :attr:`counter` counts the ODE block's function evaluations (None for a ResNet)."""
+    """``head(body(stem(x)))``; :attr:`counter` is the ODE block's evaluation counter (None for a ResNet)."""
 
     def __init__(self, arch: str, stem: nn.Module, body: nn.Module, head: nn.Module,
-                 counter: Optional[NFECounter], dims: int, in_channels: int) -> None:
+                 counter: Optional[EvalCounter], dims: int, in_channels: int) -> None:
         super().__init__()
         self.arch, self.dims, self.in_channels = arch, dims, in_channels
         self.stem, self.body, self.head = stem, body, head
@@ -287,7 +150,7 @@ def build_classifier(
         in_channels, n_classes: input channels (1 for MNIST and ECG, 3 for SVHN/CIFAR-10) and classes.
         dims: 1 for signals ``(B, C, L)``, 2 for images ``(B, C, H, W)``.
         width: feature channels after the stem (64 in every seed).
-        stem_kind: see :func:`stem`.
+        stem_kind: see :func:`nodelib.layers.stem`.
         n_blocks: residual blocks of the ResNet (6 in the seeds).
         extra: zero channels appended by the augmented ODE-Net (5, following Dupont et al. 2019).
         solver: changes to the body's default :class:`~nodelib.config.SolverConfig` (a SolverConfig replaces it;
@@ -317,12 +180,13 @@ def build_classifier(
     if unknown:
         raise ValueError(f"the {arch} body takes no option {', '.join(map(repr, unknown))}; its options are "
                          f"{', '.join(spec.options) or 'none'}")
-    front = stem(dims, in_channels, width, stem_kind)
+    front = stem(in_channels, width, stem_kind, dims=dims)
     if spec.solver is None:
         if solver:
             raise ValueError(f"a {arch} body has no ODE solver; leave solver=None")
         config = None
     else:
         config = SolverConfig.from_mapping(solver, base=spec.solver)
-    body, channels, counter = spec.build(dims, width, n_blocks=n_blocks, extra=extra, solver=config, t1=t1, **options)
-    return Classifier(arch, front, body, head(dims, channels, n_classes), counter, dims, in_channels)
+    body, channels, counter = spec.build(width, dims=dims, n_blocks=n_blocks, extra=extra, solver=config, t1=t1,
+                                         **options)
+    return Classifier(arch, front, body, head(channels, n_classes, dims=dims), counter, dims, in_channels)

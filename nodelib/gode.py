@@ -23,6 +23,7 @@ partition of unity on all of ``[0, T]``.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
@@ -30,7 +31,11 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ._impl.checks import check_positive_int
+from ._impl.checks import check_positive, check_positive_int
+from .blocks import ODEBlock
+from .classification import BodySpec, register_body
+from .config import SolverConfig
+from .layers import conv_class, group_norm
 from .timevarying import BasisExpansionParameters, TimeVaryingField
 
 __all__ = ["KNOT_CHOICES", "INITS", "bspline_basis", "bspline_knots", "BSplineBasis", "BSplineConv", "GODEField",
@@ -42,34 +47,31 @@ INITS = ("independent", "shared")
 KNOT_CHOICES = ("clamped", "uniform")
 
 
-def _check(n_basis: int, degree: int, t_end: float, knots: str) -> None:
-    if isinstance(degree, bool) or not isinstance(degree, int) or degree < 0:
-        raise ValueError(f"degree must be an integer >= 0, got {degree!r}")
-    if isinstance(n_basis, bool) or not isinstance(n_basis, int) or n_basis < 1:
-        raise ValueError(f"n_basis must be a positive integer, got {n_basis!r}")
+def _check(n_basis: int, degree: int, t1: float, knots: str) -> None:
+    check_positive_int("degree", degree, minimum=0)
+    check_positive_int("n_basis", n_basis)
     if knots not in KNOT_CHOICES:
         raise ValueError(f"knots must be one of {KNOT_CHOICES}, got {knots!r}")
     if knots == "clamped" and n_basis < degree + 1:
         raise ValueError(f"clamped knots need n_basis >= degree + 1 = {degree + 1} (a spline of degree {degree} has "
                          f"at least {degree + 1} basis functions), got n_basis={n_basis}")
-    if isinstance(t_end, bool) or not isinstance(t_end, (int, float)) or not math.isfinite(t_end) or t_end <= 0:
-        raise ValueError(f"t_end must be a positive finite number, got {t_end!r}")
+    check_positive("t1", t1)
 
 
-def bspline_knots(n_basis: int, degree: int, t_end: float = 1.0, knots: str = "clamped",
+def bspline_knots(n_basis: int, degree: int, t1: float = 1.0, knots: str = "clamped",
                   dtype: torch.dtype = torch.float64, device: torch.device | str | None = None) -> Tensor:
     """The knot vector (``n_basis + degree + 1`` knots) of :func:`bspline_basis`."""
-    _check(n_basis, degree, t_end, knots)
+    _check(n_basis, degree, t1, knots)
     if knots == "uniform":  # the paper's: t_i = i T / (k + m)
-        return torch.arange(n_basis + degree + 1, dtype=dtype, device=device) * (t_end / (n_basis + degree))
+        return torch.arange(n_basis + degree + 1, dtype=dtype, device=device) * (t1 / (n_basis + degree))
     pieces = n_basis - degree  # the number of non-empty knot spans
-    inner = torch.arange(1, pieces, dtype=dtype, device=device) * (t_end / pieces)
+    inner = torch.arange(1, pieces, dtype=dtype, device=device) * (t1 / pieces)
     zeros = torch.zeros(degree + 1, dtype=dtype, device=device)
-    ends = torch.full((degree + 1,), float(t_end), dtype=dtype, device=device)
+    ends = torch.full((degree + 1,), float(t1), dtype=dtype, device=device)
     return torch.cat([zeros, inner, ends])
 
 
-def _check_times(t: Any, t_end: float) -> None:
+def _check_times(t: Any, t1: float) -> None:
     if not isinstance(t, Tensor) or t.dim() != 1 or not t.is_floating_point():
         got = f"{tuple(t.shape)} {t.dtype}" if isinstance(t, Tensor) else type(t).__name__
         raise ValueError(f"t must be a 1-D floating-point tensor of times, got {got}")
@@ -77,23 +79,23 @@ def _check_times(t: Any, t_end: float) -> None:
         raise ValueError(f"t must be finite; got non-finite times at positions "
                          f"{torch.nonzero(~torch.isfinite(t)).flatten().tolist()[:5]}")
     low, high = (float(t.detach().min()), float(t.detach().max())) if len(t) else (0.0, 0.0)
-    if low < 0 or high > t_end:
-        raise ValueError(f"t must lie in [0, t_end] = [0, {t_end}]; got times from {low} to {high}")
+    if low < 0 or high > t1:
+        raise ValueError(f"t must lie in [0, t1] = [0, {t1}]; got times from {low} to {high}")
 
 
-def _cox_de_boor(t: Tensor, u: Tensor, degree: int, t_end: float, clamped: bool) -> Tensor:
+def _cox_de_boor(t: Tensor, u: Tensor, degree: int, t1: float, clamped: bool) -> Tensor:
     """The recursion of Eqs. 6-8 at the (checked) times ``t`` for the knots ``u``: shape ``(len(t), len(u) - degree
     - 1)``."""
     x = t[:, None]
     # degree 0 on half-open spans, (len(t), len(u) - 1); a time within round-off below a knot counts as on it,
     # so that a solver's grid t0 + n h lands in span n (as in timevarying.PiecewiseConstantParameters)
-    slack = 64 * torch.finfo(t.dtype).eps * max(1.0, float(t_end))
+    slack = 64 * torch.finfo(t.dtype).eps * max(1.0, float(t1))
     shifted = x.detach() + slack
     basis = ((shifted >= u[:-1]) & (shifted < u[1:])).to(t.dtype)
     # t = T belongs to the last non-empty span, as in de Boor's and scipy's convention (the spline is continuous
     # from the left there): for degree 0 and one basis function, B_00(T) = 1, a Neural ODE at every time
     last = len(u) - degree - 2 if clamped else len(u) - 2
-    at_end = (x.detach() >= t_end).to(t.dtype)
+    at_end = (x.detach() >= t1).to(t.dtype)
     basis = basis * (1 - at_end) + at_end * (torch.arange(len(u) - 1, device=t.device) == last).to(t.dtype)
     for d in range(1, degree + 1):
         left_den = u[d:-1] - u[:-d - 1]  # t_{i+d} - t_i
@@ -104,27 +106,27 @@ def _cox_de_boor(t: Tensor, u: Tensor, degree: int, t_end: float, clamped: bool)
     return basis
 
 
-def bspline_basis(t: Tensor, n_basis: int, degree: int, t_end: float = 1.0, knots: str = "clamped") -> Tensor:
+def bspline_basis(t: Tensor, n_basis: int, degree: int, t1: float = 1.0, knots: str = "clamped") -> Tensor:
     """The B-spline basis ``B_{i,k}(t)`` (Eqs. 6-8) at the times ``t``: a tensor of shape ``(len(t), n_basis)``.
 
     Computed by the Cox-de Boor recursion in ``t``'s dtype and on its device, in the graph (differentiable in
-    ``t`` between knots), for any ``t_end > 0``. Degree 0 uses half-open spans ``[t_i, t_{i+1})`` (Eq. 8); a time
+    ``t`` between knots), for any ``t1 > 0``. Degree 0 uses half-open spans ``[t_i, t_{i+1})`` (Eq. 8); a time
     a few units of round-off below a knot counts as on it, and ``t = T`` counts as in the last non-empty span
     (de Boor's convention; it matters only for degree 0, where otherwise every basis function would vanish at T).
 
     Args:
-        t: a 1-D floating-point tensor of times in ``[0, t_end]``.
+        t: a 1-D floating-point tensor of times in ``[0, t1]``.
         n_basis: ``m``, the number of basis functions.
         degree: ``k``, their polynomial degree.
-        t_end: ``T``, the end of the interval.
+        t1: ``T``, the end of the interval.
         knots: ``"clamped"`` (open uniform: ``k + 1`` knots at each end, the rest evenly spaced; a partition of
             unity on ``[0, T]``, ``t = T`` included) or ``"uniform"`` (the paper's ``t_i = i T / (k + m)``; the
             basis sums to 1 only on ``[t_k, t_m]`` and is 0 at ``t = 0`` for ``k >= 1`` and at ``t = T``).
     """
-    _check(n_basis, degree, t_end, knots)
-    _check_times(t, t_end)
-    u = bspline_knots(n_basis, degree, t_end, knots, dtype=t.dtype, device=t.device)
-    return _cox_de_boor(t, u, degree, float(t_end), knots == "clamped")
+    _check(n_basis, degree, t1, knots)
+    _check_times(t, t1)
+    u = bspline_knots(n_basis, degree, t1, knots, dtype=t.dtype, device=t.device)
+    return _cox_de_boor(t, u, degree, float(t1), knots == "clamped")
 
 
 class BSplineBasis(nn.Module):
@@ -137,19 +139,19 @@ class BSplineBasis(nn.Module):
     errors (checked on the CPU only: on an accelerator the check would stop the device at every evaluation).
     """
 
-    def __init__(self, n_basis: int, degree: int, t_end: float = 1.0, knots: str = "clamped") -> None:
+    def __init__(self, n_basis: int, degree: int, t1: float = 1.0, knots: str = "clamped") -> None:
         super().__init__()
-        _check(n_basis, degree, t_end, knots)
-        self.n_basis, self.degree, self.t_end, self.knots = n_basis, degree, float(t_end), knots
+        _check(n_basis, degree, t1, knots)
+        self.n_basis, self.degree, self.t1, self.knots = n_basis, degree, float(t1), knots
         self._knots: dict[tuple[torch.dtype, torch.device], Tensor] = {}
 
     def extra_repr(self) -> str:
-        return f"n_basis={self.n_basis}, degree={self.degree}, t_end={self.t_end}, knots={self.knots!r}"
+        return f"n_basis={self.n_basis}, degree={self.degree}, t1={self.t1}, knots={self.knots!r}"
 
     def knot_vector(self, dtype: torch.dtype = torch.float64, device: Optional[torch.device] = None) -> Tensor:
         key = (dtype, torch.device(device or "cpu"))
         if key not in self._knots:
-            self._knots[key] = bspline_knots(self.n_basis, self.degree, self.t_end, self.knots, dtype, key[1])
+            self._knots[key] = bspline_knots(self.n_basis, self.degree, self.t1, self.knots, dtype, key[1])
         return self._knots[key]
 
     def forward(self, t: Any) -> Tensor:
@@ -159,26 +161,24 @@ class BSplineBasis(nn.Module):
         times = t.reshape(1) if t.dim() == 0 else t
         if times.device.type == "cpu" and not bool(torch.isfinite(times).all()):
             raise ValueError(f"the basis needs finite times, got {times.tolist()[:5]}")
-        times = times.clamp(0.0, self.t_end)
-        values = _cox_de_boor(times, self.knot_vector(times.dtype, times.device), self.degree, self.t_end,
+        times = times.clamp(0.0, self.t1)
+        values = _cox_de_boor(times, self.knot_vector(times.dtype, times.device), self.degree, self.t1,
                               self.knots == "clamped")
         return values[0] if t.dim() == 0 else values
 
     def mean_square_sum(self, points: int = 2001) -> float:
         """``(1/T) ∫_0^T Σ_i B_i(t)^2 dt`` (trapezoid rule): the variance factor of ``θ(t)`` when the ``ξ_i`` are
         independent with equal variance."""
-        t = torch.linspace(0, self.t_end, points, dtype=torch.float64)
-        return float(torch.trapezoid(self(t).pow(2).sum(1), t)) / self.t_end
+        t = torch.linspace(0, self.t1, points, dtype=torch.float64)
+        return float(torch.trapezoid(self(t).pow(2).sum(1), t)) / self.t1
 
 
 class _Conv(nn.Module):
     """The template a :class:`BSplineConv` expands: a bias-free convolution called as ``(t, x)``."""
 
-    def __init__(self, dims: int, channels: int, kernel_size: int) -> None:
+    def __init__(self, channels: int, kernel_size: int, *, dims: int = 2) -> None:
         super().__init__()
-        from .classification import _conv
-
-        self.conv = _conv(dims)(channels, channels, kernel_size, padding=kernel_size // 2, bias=False)
+        self.conv = conv_class(dims)(channels, channels, kernel_size, padding=kernel_size // 2, bias=False)
 
     def forward(self, t: Tensor, x: Tensor) -> Tensor:
         return self.conv(x)
@@ -191,7 +191,7 @@ class BSplineConv(nn.Module):
 
     Args:
         channels: input and output channels.
-        n_basis, degree, t_end, knots: the basis (see :func:`bspline_basis`).
+        n_basis, degree, t1, knots: the basis (see :func:`bspline_basis`).
         dims: 2 for images ``(B, C, H, W)``, 1 for signals ``(B, C, L)``.
         kernel_size: an odd size (3 in the paper); the padding keeps the spatial shape.
         init: ``"independent"`` (default): each ``ξ_i`` drawn as PyTorch draws a convolution's kernel, then all
@@ -202,7 +202,7 @@ class BSplineConv(nn.Module):
             B_i(t)`` (constant in ``t`` for clamped knots: training starts from a Neural ODE).
     """
 
-    def __init__(self, channels: int, n_basis: int, degree: int = 1, t_end: float = 1.0, knots: str = "clamped", *,
+    def __init__(self, channels: int, n_basis: int, degree: int = 1, t1: float = 1.0, knots: str = "clamped", *,
                  dims: int = 2, kernel_size: int = 3, init: str = "independent") -> None:
         super().__init__()
         check_positive_int("channels", channels)
@@ -211,8 +211,8 @@ class BSplineConv(nn.Module):
                              f"{kernel_size!r}")
         if init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {init!r}")
-        self.basis = BSplineBasis(n_basis, degree, t_end, knots)
-        template = _Conv(dims, channels, kernel_size)
+        self.basis = BSplineBasis(n_basis, degree, t1, knots)
+        template = _Conv(channels, kernel_size, dims=dims)
         trajectory = BasisExpansionParameters(template, self.basis, n_basis,
                                               init="random" if init == "independent" else "template")
         if init == "independent":
@@ -242,14 +242,12 @@ class GODEField(nn.Module):
     (:class:`BSplineConv`). With two layers and 64 channels the block has ``73,728 m + 256`` parameters.
     """
 
-    def __init__(self, channels: int, n_basis: int, degree: int = 1, t_end: float = 1.0, knots: str = "clamped", *,
+    def __init__(self, channels: int, n_basis: int, degree: int = 1, t1: float = 1.0, knots: str = "clamped", *,
                  n_layers: int = 2, dims: int = 2, init: str = "independent") -> None:
         super().__init__()
-        from .classification import group_norm
-
         check_positive_int("n_layers", n_layers)
         self.norms = nn.ModuleList([group_norm(channels) for _ in range(n_layers)])
-        self.convs = nn.ModuleList([BSplineConv(channels, n_basis, degree, t_end, knots, dims=dims, init=init)
+        self.convs = nn.ModuleList([BSplineConv(channels, n_basis, degree, t1, knots, dims=dims, init=init)
                                     for _ in range(n_layers)])
         self.relu = nn.ReLU()
 
@@ -353,7 +351,7 @@ class GODERegressor(nn.Module):
     Args:
         n_features: ``p``, the covariates in ``X`` (the state has ``p + extra`` coordinates).
         family: a name of :data:`FAMILIES` or a :class:`Family`.
-        n_basis, degree, t_end, knots: the basis of ``β(t)`` and ``b(t)``.
+        n_basis, degree, t1, knots: the basis of ``β(t)`` and ``b(t)``.
         extra: zero coordinates appended to ``X`` (room for the flow, as in chapter 4's augmentation).
         activation: ``σ``.
         solver: the ODE block's :class:`~nodelib.config.SolverConfig` or dict (default: Euler, 20 steps of ``T/20``).
@@ -363,10 +361,9 @@ class GODERegressor(nn.Module):
     """
 
     def __init__(self, n_features: int, family: Any = "poisson", n_basis: int = 4, degree: int = 1,
-                 t_end: float = 1.0, knots: str = "clamped", *, extra: int = 0,
+                 t1: float = 1.0, knots: str = "clamped", *, extra: int = 0,
                  activation: Callable[[], nn.Module] = nn.Tanh, solver: Any = None) -> None:
         super().__init__()
-        from .blocks import ODEBlock
 
         check_positive_int("n_features", n_features)
         check_positive_int("extra", extra, minimum=0)
@@ -379,10 +376,10 @@ class GODERegressor(nn.Module):
         self.family, self.n_features, self.extra = family, n_features, extra
         dim = n_features + extra
         template = _Dense(dim, activation)
-        self.basis = BSplineBasis(n_basis, degree, t_end, knots)
+        self.basis = BSplineBasis(n_basis, degree, t1, knots)
         self.field = TimeVaryingField(template, BasisExpansionParameters(template, self.basis, n_basis))
-        solver = solver if solver is not None else {"method": "euler", "step_size": t_end / 20}
-        self.block = ODEBlock(self.field, 0.0, t_end, solver=solver)
+        solver = solver if solver is not None else {"method": "euler", "step_size": t1 / 20}
+        self.block = ODEBlock(self.field, 0.0, t1, solver=solver)
         self.output = nn.Linear(dim, 1)
 
     def _check(self, x: Tensor) -> None:
@@ -407,3 +404,86 @@ class GODERegressor(nn.Module):
             raise ValueError(f"y must have shape ({x.shape[0]},) (one response per row of X), got {tuple(y.shape)}")
         self.family.check(y)
         return self.family.nll(self(x), y.to(x.dtype)).mean()
+
+
+# --- chapter 8's comparison: every variant is the same classifier with another θ(t) ---------------------------------
+
+_VARIANT = re.compile(r"^gode-m(\d+)-k(\d+)-(uniform|clamped)$")
+
+
+def parse_variant(name: str, step: float = 0.05) -> dict[str, Any]:
+    """The body options, interval end and solver of a variant of chapter 8's comparison:
+
+    - ``node``: degree 0, one basis function: constant weights (a Neural ODE, Eqs. 7-8);
+    - ``resnet``: degree 0, one basis function per Euler step: a weight per step (a ResNet, exactly);
+    - ``gode-mM-kK-KNOTS``: ``M`` basis functions of degree ``K`` with ``uniform`` (the paper's) or ``clamped``
+      knots;
+
+    with optional suffixes ``-TX`` (the interval ``[0, X]``, same step) and ``-dopri5`` (adaptive steps, rtol =
+    atol = 1e-3, instead of Euler)."""
+    base, t1 = name, 1.0
+    solver: dict[str, Any] = {"method": "euler", "step_size": step, "gradient": "backprop"}
+    if base.endswith("-dopri5"):
+        base, solver = base[:-len("-dopri5")], {"method": "dopri5", "rtol": 1e-3, "atol": 1e-3, "gradient": "backprop"}
+    end = re.search(r"-T(\d+(?:\.\d+)?)$", base)
+    if end:
+        base, t1 = base[:end.start()], float(end.group(1))
+    if not t1 > 0:
+        raise ValueError(f"{name}: the interval end T must be positive")
+    body: dict[str, Any]
+    if base == "node":
+        body = {"n_basis": 1, "degree": 0}
+    elif base == "resnet":
+        steps = round(t1 / step)
+        if abs(steps * step - t1) > 1e-9 * t1 or solver["method"] != "euler":
+            raise ValueError(f"{name}: a ResNet needs Euler steps that divide [0, {t1}] (step {step})")
+        body = {"n_basis": steps, "degree": 0}
+    else:
+        match = _VARIANT.match(base)
+        if not match:
+            raise ValueError(f"unknown variant {name!r}: expected node, resnet or gode-mM-kK-(uniform|clamped), "
+                             "optionally followed by -TX and -dopri5")
+        body = {"n_basis": int(match.group(1)), "degree": int(match.group(2)), "knots": match.group(3)}
+    return {"body": body, "t1": t1, "solver": solver}
+
+
+def build_variant(name: str, in_channels: int = 1, n_classes: int = 10, *, width: int = 32, stem: str = "chen",
+                  step: float = 0.05) -> nn.Module:
+    """The classifier of one variant of chapter 8's comparison (not seeded: seed before calling)."""
+    from .classification import build_classifier
+
+    spec = parse_variant(name, step)
+    model: nn.Module = build_classifier("gode", in_channels, n_classes, width=width, stem_kind=stem,
+                                        body_options=spec["body"], solver=spec["solver"], t1=spec["t1"])
+    return model
+
+
+def kernel_path(model: nn.Module, step: float = 0.05) -> list[float]:
+    """The first convt's kernel entry ``θ[0, 0, 1, 1]`` at every Euler time of a variant's interval: how smoothly
+    the weights vary with depth (compare it at initialisation and after training)."""
+    block: Any = model.body[0]  # type: ignore[index]
+    field: GODEField = block.field
+    grid = torch.arange(0, field.basis.t1 + 1e-9, step, dtype=torch.float64)
+    first: BSplineConv = field.convs[0]  # type: ignore[assignment]
+    with torch.no_grad():
+        return [float(first.weight(t.to(torch.get_default_dtype()))[0, 0, 1, 1]) for t in grid]
+
+
+def roughness(path: list[float]) -> float:
+    """The mean absolute step-to-step change of a :func:`kernel_path`."""
+    if len(path) < 2:
+        return 0.0
+    return sum(abs(b - a) for a, b in zip(path, path[1:])) / (len(path) - 1)
+
+
+def _gode_body(width: int, *, dims: int, solver: SolverConfig, t1: float, n_basis: int = 8, degree: int = 1,
+               knots: str = "clamped", n_layers: int = 2, init: str = "independent", **_: Any
+               ) -> tuple[nn.Module, int, Any]:
+    block = ODEBlock(GODEField(width, n_basis, degree, t1, knots, n_layers=n_layers, dims=dims, init=init), 0.0,
+                     float(t1), solver=solver)
+    return nn.Sequential(block), width, block.counter
+
+
+register_body(BodySpec("gode", "Neural-GODE: (GN-ReLU-convt) x 2 with B-spline kernels, Euler step 0.05, backprop",
+                       _gode_body, SolverConfig(method="euler", step_size=0.05, gradient="backprop"),
+                       options=("n_basis", "degree", "knots", "n_layers", "init")))

@@ -13,12 +13,24 @@ KL divergence of q(z(t_0)) from a standard normal prior.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from .solvers import odeint
+from ._impl.checks import check_positive_int
+from .blocks import ODEBlock
+from .config import SolverConfig
+
+
+class _Autonomous(nn.Module):
+    """``f(t, z) = net(z)``: the latent field does not read the time."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, t: Tensor, z: Tensor) -> Tensor:
+        return self.net(z)
 
 
 class LatentODE(nn.Module):
@@ -29,7 +41,8 @@ class LatentODE(nn.Module):
         latent_dim: size of the latent state.
         hidden: width of the latent field's and the decoder's hidden layers.
         rnn_hidden: size of the encoder's GRU state.
-        method, step_size, rtol, atol: how to solve the latent ODE (nodelib's solvers).
+        method, step_size, rtol, atol: how to solve the latent ODE (nodelib's solvers, backpropagation), kept in
+            :attr:`block` (the core's :class:`~nodelib.blocks.ODEBlock`, which also counts evaluations).
     """
 
     def __init__(
@@ -45,15 +58,20 @@ class LatentODE(nn.Module):
     ) -> None:
         super().__init__()
         for name, value in (("obs_dim", obs_dim), ("latent_dim", latent_dim), ("hidden", hidden), ("rnn_hidden", rnn_hidden)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            check_positive_int(name, value)
         self.obs_dim, self.latent_dim = obs_dim, latent_dim
         self.encoder = nn.GRU(obs_dim + 1, rnn_hidden)
         self.to_posterior = nn.Linear(rnn_hidden, 2 * latent_dim)
-        self.field = nn.Sequential(nn.Linear(latent_dim, hidden), nn.ELU(), nn.Linear(hidden, hidden), nn.ELU(),
-                                   nn.Linear(hidden, latent_dim))
+        self.field = _Autonomous(nn.Sequential(nn.Linear(latent_dim, hidden), nn.ELU(), nn.Linear(hidden, hidden),
+                                               nn.ELU(), nn.Linear(hidden, latent_dim)))
         self.decoder = nn.Sequential(nn.Linear(latent_dim, hidden), nn.ReLU(), nn.Linear(hidden, obs_dim))
-        self.solver: dict[str, Any] = dict(method=method, step_size=step_size, rtol=rtol, atol=atol)
+        solver = SolverConfig(method=method, step_size=step_size, rtol=rtol, atol=atol, backend="nodelib",
+                              gradient="backprop")
+        self.block = ODEBlock(self.field, 0.0, 1.0, solver=solver)
+
+    @property
+    def solver(self) -> SolverConfig:
+        return self.block.solver
 
     def _check(self, x: Tensor, t: Tensor) -> None:
         if x.dim() != 3 or x.shape[-1] != self.obs_dim:
@@ -72,9 +90,7 @@ class LatentODE(nn.Module):
 
     def decode(self, z0: Tensor, t: Tensor) -> Tensor:
         """Evolve latent initial states ``(batch, latent_dim)`` to the times ``t`` and map them to observations."""
-        solver = {k: v for k, v in self.solver.items() if v is not None}
-        zs = odeint(lambda s, z: self.field(z), z0, t.to(z0.dtype), **solver)
-        return self.decoder(zs)
+        return self.decoder(self.block.trajectory(z0, t.to(z0.dtype)))
 
     def forward(self, x: Tensor, t: Tensor, t_out: Tensor | None = None, sample: bool = True) -> tuple[Tensor, Tensor, Tensor]:
         """Reconstruct (or, with ``t_out``, interpolate and extrapolate) from the observations ``x`` at ``t``.
@@ -93,33 +109,3 @@ def negative_elbo(pred: Tensor, x: Tensor, mean: Tensor, logvar: Tensor, noise_s
     nll = 0.5 * (((pred - x) / noise_std) ** 2 + 2 * math.log(noise_std) + math.log(2 * math.pi))
     kl = 0.5 * (mean**2 + logvar.exp() - 1 - logvar)
     return nll.sum(dim=(0, 2)).mean() + kl_weight * kl.sum(dim=-1).mean()
-
-
-def train_latent_ode(
-    model: LatentODE,
-    x: Tensor,
-    t: Tensor,
-    *,
-    noise_std: float,
-    steps: int,
-    batch: int = 50,
-    lr: float = 1e-2,
-    seed: int = 0,
-    progress: bool = True,
-):
-    """Fit ``model`` to sequences ``x`` ``(T, n, obs_dim)`` observed at ``t`` by minimising the negative ELBO.
-
-    Mini-batches of ``batch`` sequences are drawn with a seeded generator; returns the training History.
-    """
-    from .training import train
-
-    if x.dim() != 3:
-        raise ValueError(f"x must have shape (T, n, obs_dim), got {tuple(x.shape)}")
-    generator = torch.Generator().manual_seed(seed)
-
-    def loss_fn(step: int) -> Tensor:
-        idx = torch.randint(0, x.shape[1], (min(batch, x.shape[1]),), generator=generator)
-        pred, mean, logvar = model(x[:, idx], t)
-        return negative_elbo(pred, x[:, idx], mean, logvar, noise_std)
-
-    return train(loss_fn, torch.optim.Adam(model.parameters(), lr=lr), steps, progress=progress, desc="latent ODE")

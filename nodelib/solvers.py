@@ -23,7 +23,8 @@ import torch
 from torch import Tensor
 
 from ._impl import checks
-from ._impl.dopri5 import StepBudgetExceeded, StepSizeUnderflow, integrate_dopri5
+from ._impl.dopri5 import integrate_dopri5
+from .errors import StepBudgetExceeded, StepSizeUnderflow
 from ._impl.fixed_grid import integrate_fixed, step_grid
 from ._impl.rk import DOPRI5, EULER, MIDPOINT, RK4, RK38, ButcherTableau, rk_step
 from ._impl.stats import SolveStats

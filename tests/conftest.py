@@ -29,9 +29,19 @@ def root() -> Path:
 NEEDS_PHYSIONET = ("06_ace_node.ipynb", "08_neural_gode.ipynb")  # chapters that read PhysioNet 2012 (downloaded when online)
 
 
-def _physionet_reachable() -> bool:
-    root = Path(os.environ.get("NODELIB_DATA", ROOT / "chapters" / "data"))
-    if any((folder / "Outcomes-a.txt").is_file() for folder in (root / "physionet2012", root)):
+def requires_data(name: str) -> pytest.MarkDecorator:
+    """Skip a test whose data set's files are not under the data root (``../shared/data`` beside the clone, or
+    ``NODELIB_DATA``): it says which, and where it looked."""
+    from nodelib import datasets
+
+    return pytest.mark.skipif(not datasets.available(name), reason=f"{name} is not under the data root "
+                              f"{datasets.data_root()} (set NODELIB_DATA, or put ../shared/data beside the clone)")
+
+
+def physionet_reachable() -> bool:
+    from nodelib import datasets
+
+    if datasets.available("physionet2012"):
         return True
     import socket
 
@@ -46,7 +56,7 @@ def pytest_collection_modifyitems(config, items):
     """A chapter that reads PhysioNet's files is skipped, with the reason, on a machine that has neither the files
     nor the internet (CI and development have ../shared/data; a reader online downloads them)."""
     needing = [item for item in items if Path(str(item.fspath)).name in NEEDS_PHYSIONET]
-    if needing and not _physionet_reachable():
+    if needing and not physionet_reachable():
         skip = pytest.mark.skip(reason="PhysioNet 2012 is neither under the data root (NODELIB_DATA) nor downloadable "
                                        "(physionet.org unreachable)")
         for item in needing:

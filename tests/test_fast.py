@@ -110,11 +110,13 @@ def test_bad_inputs():
 def test_speed_benchmark_runs_at_smoke_size(tmp_path):
     import json
 
-    from nodelib.experiments.gpu_speed import main
+    from nodelib.experiments import registry
+    from nodelib.experiments.base import Context
 
-    out = tmp_path / "speed.json"
-    assert main(["--smoke", "--configs", "rk4,dopri5-adjoint", "--out", str(out)]) == 0
-    rows = {r["config"]: r for r in json.loads(out.read_text())["rows"]}
+    experiment = registry.get("gpu-speed")
+    experiment.run(experiment.configuration(smoke=True, configs=("rk4", "dopri5-adjoint")),
+                   Context(out=tmp_path, device="cpu", progress=False))
+    rows = {r["config"]: r for r in json.loads((tmp_path / "result.json").read_text())["rows"]}
     rk4 = rows["rk4"]
     assert rk4["parameters"] == 208_266 and rk4["fast_path"].startswith("unrolled rk4 solve, 4 steps")
     assert rk4["torchdiffeq"]["nfe_forward"] == rk4["nodelib_fast"]["nfe_forward"] == 16
@@ -122,5 +124,5 @@ def test_speed_benchmark_runs_at_smoke_size(tmp_path):
     assert adjoint["fast_path"].startswith("unchanged") and adjoint["nodelib_fast"]["nfe_backward"] > 0
     for r in rows.values():  # the speed-up is the ratio of the two timings it reports
         assert r["speedup"] == pytest.approx(r["torchdiffeq"]["ms_per_iteration"] / r["nodelib_fast"]["ms_per_iteration"], rel=1e-6)
-    with pytest.raises(SystemExit):
-        main(["--configs", "rk5"])
+    with pytest.raises(ValueError, match="configs must be among"):
+        experiment.configuration(configs=("rk5",))

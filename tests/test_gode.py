@@ -12,7 +12,8 @@ from scipy.interpolate import BSpline
 from torch import nn
 
 from nodelib.blocks import ODEBlock
-from nodelib.classification import ConvResBlock, build_classifier
+from nodelib.classification import build_classifier
+from nodelib.layers import ConvResBlock
 from nodelib.gode import (
     FAMILIES,
     BSplineBasis,
@@ -42,11 +43,11 @@ def _scipy_basis(t: np.ndarray, knots: np.ndarray, degree: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize("knots", ["clamped", "uniform"])
-@pytest.mark.parametrize("degree,n_basis,t_end", [(0, 4, 1.0), (1, 8, 1.0), (2, 5, 2.5), (3, 7, 1.0), (5, 8, 3.0)])
-def test_matches_scipy_at_random_times(knots, degree, n_basis, t_end):
-    t = torch.rand(200, generator=torch.Generator().manual_seed(degree), dtype=F64) * t_end  # not on knots (a.s.)
-    ours = bspline_basis(t, n_basis, degree, t_end, knots)
-    u = bspline_knots(n_basis, degree, t_end, knots).numpy()
+@pytest.mark.parametrize("degree,n_basis,t1", [(0, 4, 1.0), (1, 8, 1.0), (2, 5, 2.5), (3, 7, 1.0), (5, 8, 3.0)])
+def test_matches_scipy_at_random_times(knots, degree, n_basis, t1):
+    t = torch.rand(200, generator=torch.Generator().manual_seed(degree), dtype=F64) * t1  # not on knots (a.s.)
+    ours = bspline_basis(t, n_basis, degree, t1, knots)
+    u = bspline_knots(n_basis, degree, t1, knots).numpy()
     assert ours.shape == (200, n_basis) and ours.dtype == F64
     assert np.allclose(ours.numpy(), _scipy_basis(t.numpy(), u, degree), atol=1e-12)
 
@@ -54,7 +55,7 @@ def test_matches_scipy_at_random_times(knots, degree, n_basis, t_end):
 @pytest.mark.parametrize("degree,n_basis", [(0, 1), (0, 5), (1, 2), (1, 8), (3, 4), (3, 9)])
 def test_clamped_knots_are_a_partition_of_unity_on_the_closed_interval(degree, n_basis):
     t = torch.linspace(0, 2.0, 101, dtype=F64)
-    basis = bspline_basis(t, n_basis, degree, t_end=2.0)
+    basis = bspline_basis(t, n_basis, degree, t1=2.0)
     assert torch.allclose(basis.sum(1), torch.ones(101, dtype=F64), atol=1e-12)
     assert bool((basis >= 0).all())
     assert basis[0, 0] == 1 and basis[-1, -1] == 1  # the ends interpolate the first and last coefficient
@@ -95,12 +96,12 @@ def test_in_the_graph_on_the_device_and_dtype_of_t():
 
 
 @pytest.mark.parametrize("kwargs,message", [
-    ({"degree": -1}, "degree must be an integer >= 0"),
+    ({"degree": -1}, "degree must be a non-negative integer"),
     ({"n_basis": 0}, "n_basis must be a positive integer"),
     ({"n_basis": 2, "degree": 3}, r"n_basis >= degree \+ 1 = 4"),
     ({"knots": "open"}, "knots must be one of"),
-    ({"t_end": 0.0}, "t_end must be a positive finite number"),
-    ({"t": torch.tensor([0.5, 1.5], dtype=F64)}, r"t must lie in \[0, t_end\] = \[0, 1.0\]"),
+    ({"t1": 0.0}, "t1 must be a positive finite number"),
+    ({"t": torch.tensor([0.5, 1.5], dtype=F64)}, r"t must lie in \[0, t1\] = \[0, 1.0\]"),
     ({"t": torch.tensor([0.5, float("nan")], dtype=F64)}, r"t must be finite.*positions \[1\]"),
     ({"t": torch.zeros(2, 2, dtype=F64)}, "t must be a 1-D floating-point tensor"),
     ({"t": torch.tensor([0, 1])}, "t must be a 1-D floating-point tensor"),
@@ -159,17 +160,17 @@ def test_degree_0_with_one_basis_function_is_a_neural_ode_with_constant_weights(
             assert torch.equal(field.convs[0].weight(t), field.convs[0].coefficients[0])
 
 
-@pytest.mark.parametrize("n_steps,t_end", [(5, 1.0), (8, 2.0)])
-def test_degree_0_with_a_basis_function_per_euler_step_is_a_resnet_with_a_weight_per_block(n_steps, t_end):
+@pytest.mark.parametrize("n_steps,t1", [(5, 1.0), (8, 2.0)])
+def test_degree_0_with_a_basis_function_per_euler_step_is_a_resnet_with_a_weight_per_block(n_steps, t1):
     torch.manual_seed(1)
-    h = t_end / n_steps
-    field = GODEField(8, n_basis=n_steps, degree=0, t_end=t_end).double()
+    h = t1 / n_steps
+    field = GODEField(8, n_basis=n_steps, degree=0, t1=t1).double()
     x = torch.randn(2, 8, 6, 6, dtype=F64)
-    ours = ODEBlock(field, 0.0, t_end, method="euler", step_size=h)(x)
+    ours = ODEBlock(field, 0.0, t1, method="euler", step_size=h)(x)
     # Eq. 4 / Eq. 1: N residual blocks x + h σ(...), block n with the n-th coefficients (the GroupNorms shared)
     blocks = []
     for n in range(n_steps):
-        block = ConvResBlock(2, 8).double()
+        block = ConvResBlock(8).double()
         block.gn1, block.gn2 = field.norms[0], field.norms[1]
         with torch.no_grad():
             block.conv1.weight.copy_(field.convs[0].coefficients[n])
@@ -177,7 +178,7 @@ def test_degree_0_with_a_basis_function_per_euler_step_is_a_resnet_with_a_weight
         blocks.append(block)
     assert torch.allclose(ours, nn.Sequential(*blocks)(x), rtol=0, atol=1e-12)
     # and the core's piecewise-constant parameters give the same kernel at every step
-    pieces = PiecewiseConstantParameters(_Conv(2, 8, 3).double(), 0.0, t_end, n_pieces=n_steps)
+    pieces = PiecewiseConstantParameters(_Conv(8, 3).double(), 0.0, t1, n_pieces=n_steps)
     with torch.no_grad():
         pieces.values[0].copy_(field.convs[0].coefficients)
     for n in range(n_steps):
@@ -252,7 +253,7 @@ def test_body_options_are_checked():
     with pytest.raises(ValueError, match="takes no option 'basis'; its options are n_basis, degree"):
         build_classifier("gode", 1, 10, body_options={"basis": 4})
     net = build_classifier("gode", 1, 10, body_options={"n_basis": 3, "knots": "uniform"}, t1=2.0)
-    assert net.counter.field.basis.knots == "uniform" and net.counter.field.basis.t_end == 2.0
+    assert net.body[0].field.basis.knots == "uniform" and net.body[0].field.basis.t1 == 2.0
     assert net.body[0].solver.method == "euler" and net.body[0].solver.step_size == 0.05
     out = net(torch.randn(2, 1, 28, 28))
     assert out.shape == (2, 10) and net.counter.reset()["forward"] == 40  # 40 Euler steps of 0.05 on [0, 2]
@@ -334,32 +335,29 @@ def test_gode_regressor_errors():
 # --- the sweeps of Tables 2-4 --------------------------------------------------------------------------------
 
 
-def test_sweep_rows_change_the_table_1_experiment_as_the_tables_do():
-    from nodelib.experiments import gode_sweep, registry
+def test_table_rows_change_the_table_1_experiment_as_the_tables_do():
+    from nodelib.experiments import registry
+    from nodelib.experiments.gode_tables import TABLES, GODETable
 
-    assert [len(gode_sweep.TABLES[t]) for t in ("2", "3", "4")] == [12, 4, 16]
-    base = registry.get("cifar10-gode-uniform")
+    assert [len(TABLES[t]) for t in ("2", "3", "4")] == [12, 4, 16]
+    base = registry.get("cifar10-gode-uniform").config
     assert base.body == {"degree": 1, "knots": "uniform", "n_basis": 8} and base.solver["step_size"] == 0.05
-    row = dict(gode_sweep.TABLES["2"])["m8-k1-T3"]
-    e = gode_sweep.experiment_for("2", "m8-k1-T3", row, "cifar10", "clamped")
+    runs = GODETable(table="2", rows=(12,), knots=("clamped",)).runs()
+    e = runs["m8-k1-T3-clamped"]
     assert e.t1 == 3.0 and e.body == {"degree": 1, "knots": "clamped", "n_basis": 8} and e.epochs == 160
-    e = gode_sweep.experiment_for("4", "m2-layers3", dict(gode_sweep.TABLES["4"])["m2-layers3"], "mnist", "uniform")
+    e = GODETable(table="4", data="mnist", rows=(3,), knots=("uniform",)).runs()["m2-layers3-uniform"]
     assert e.body["n_layers"] == 3 and e.body["n_basis"] == 2 and e.data == "mnist"
-    e = gode_sweep.experiment_for("3", "node-dopri5", dict(gode_sweep.TABLES["3"])["node-dopri5"], "cifar10", "uniform")
-    assert e.arch == "odenet" and e.body == {} and e.solver["method"] == "dopri5" and e.name.endswith("node-dopri5")
+    e = GODETable(table="3", rows=(4,)).runs()["node-dopri5"]  # a Neural-ODE row: no knots, one run per seed
+    assert e.arch == "odenet" and e.body == {} and e.solver["method"] == "dopri5"
     with pytest.raises(ValueError, match="table 2 has rows 1..12"):
-        gode_sweep._rows("2", "13")
-    runs = [{"name": "a", "seed": s, "test_accuracy_at_best": acc, "parameters": 5, "seconds_per_iteration": 0.1}
-            for s, acc in enumerate((0.9, 0.8, 0.85))]
-    summary = gode_sweep.summarise(runs)["a"]
-    assert summary["error_mean"] == pytest.approx(15.0) and summary["error_std"] == pytest.approx(5.0)
+        GODETable(table="2", rows=(13,))
 
 
 # --- the comparison of chapter 8 ------------------------------------------------------------------------------
 
 
 def test_variant_names_build_the_two_ends_and_the_splines():
-    from nodelib.experiments.gode_compare import build_variant, parse_variant
+    from nodelib.gode import build_variant, parse_variant
 
     assert parse_variant("node") == {"body": {"n_basis": 1, "degree": 0}, "t1": 1.0,
                                      "solver": {"method": "euler", "step_size": 0.05, "gradient": "backprop"}}
@@ -373,50 +371,34 @@ def test_variant_names_build_the_two_ends_and_the_splines():
         with pytest.raises(ValueError, match=message):
             parse_variant(bad, step=0.3 if bad == "resnet" else 0.05)
     net = build_variant("gode-m4-k1-clamped", width=8, stem="small", step=0.25)
-    assert net.counter.field.basis.n_basis == 4 and net.body[0].solver.step_size == 0.25
+    assert net.body[0].field.basis.n_basis == 4 and net.body[0].solver.step_size == 0.25
     assert count_parameters(build_variant("resnet", width=8, step=0.25)) > count_parameters(
         build_variant("node", width=8, step=0.25))
 
 
-def test_gode_compare_records_resumes_with_more_variants_and_refuses_other_settings(tmp_path, capsys):
+def test_gode_compare_records_paths_and_resumes_with_more_variants(tmp_path, capsys):
     import json
 
-    from nodelib.experiments.gode_compare import main
+    from nodelib.experiments.__main__ import main
 
-    out = tmp_path / "result.json"
-    common = ["--data", "mnist5k", "--train-size", "32", "--validation-size", "16", "--test-size", "16", "--epochs",
-              "1", "--seeds", "0", "--width", "4", "--stem", "small", "--downsample", "2", "--step", "0.5",
-              "--no-progress", "--out", str(out)]
+    common = ["run", "gode-compare", "--data", "mnist5k", "--train-size", "32", "--validation-size", "16",
+              "--test-size", "16", "--epochs", "1", "--seeds", "0", "--width", "4", "--stem", "small", "--downsample",
+              "2", "--step", "0.5", "--device", "cpu", "--no-progress", "--out", str(tmp_path)]
     assert main(common + ["--variants", "node"]) == 0
+    out = tmp_path / "gode-compare" / "result.json"
     first = json.loads(out.read_text())
     assert first["complete"] and [r["variant"] for r in first["runs"]] == ["node"]
-    assert first["data"] == {"train": 32, "validation": 16, "test": 16} and len(first["runs"][0]["initial"]) == 3
+    assert first["data"] == {"train": 32, "validation": 16, "test": 16}
+    run = first["runs"][0]
+    assert len(run["initial_path"]) == len(run["trained_path"]) == 3 and run["nfe_forward"] == 2
+    assert run["initial_roughness"] == 0.0  # a Neural ODE's weights do not vary with depth
     assert main(common + ["--variants", "node,gode-m2-k1-uniform", "--resume"]) == 0
     second = json.loads(out.read_text())
     assert [r["variant"] for r in second["runs"]] == ["node", "gode-m2-k1-uniform"]
     assert second["runs"][0] == first["runs"][0]  # the finished run is kept, not redone
-    assert set(second["summary"]) == {"node", "gode-m2-k1-uniform"}
     with pytest.raises(SystemExit):
         main(common + ["--variants", "node", "--resume", "--lr", "0.5"])
-    assert "written with other settings (lr)" in capsys.readouterr().err
+    assert "other settings (lr)" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(common + ["--variants", "gode-m2-quadratic"])
     assert "unknown variant" in capsys.readouterr().err
-
-
-def test_recorded_fashion_mnist_comparison_is_what_its_command_says():
-    from conftest import check_recorded_comparison
-
-    from nodelib.experiments.gode_compare import _parser, build_variant
-
-    recorded_args, recorded = check_recorded_comparison(
-        "gode-fashionmnist_cpu", _parser(), "variant", lambda args: args.variants.split(","),
-        {"train": 12000, "validation": 5000, "test": 10000})
-    for r in recorded["runs"]:
-        net = build_variant(r["variant"], width=recorded_args.width, stem=recorded_args.stem, step=recorded_args.step)
-        assert r["parameters"] == count_parameters(net)
-        assert len(r["initial"]) == round(1 / recorded_args.step) + 1
-        if r["variant"].endswith("dopri5"):  # adaptive: 6 evaluations a step and two to start
-            assert r["nfe_forward"] > 6 and (r["nfe_forward"] - 2) % 6 == 0
-        else:
-            assert r["nfe_forward"] == round(1 / recorded_args.step)

@@ -9,7 +9,8 @@ import torch
 
 from nodelib import seed_everything
 from nodelib.data import bidirectional_spirals, linear_interpolation
-from nodelib.latent import LatentODE, negative_elbo, train_latent_ode
+from nodelib.latent import LatentODE, negative_elbo
+from nodelib.training import train_latent_ode
 
 
 def test_shapes_and_errors():

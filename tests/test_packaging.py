@@ -62,3 +62,33 @@ def test_binder_installs_nodelib_after_the_environment():
     assert post.exists() and os.access(post, os.X_OK), "postBuild must exist and be executable"
     assert "pip install --no-deps --editable ." in post.read_text()
     assert not (ROOT / "binder").exists(), "a binder/ folder would make repo2docker ignore the root files"
+
+
+def test_the_layers_of_nodelib_hold():
+    """pyproject.toml's import-linter contract: no cycles, no import from a layer above, chapters independent."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    lint = Path(sys.executable).parent / "lint-imports"
+    command = [str(lint)] if lint.exists() else [shutil.which("lint-imports") or "lint-imports"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "1 kept, 0 broken" in result.stdout
+
+
+def test_no_module_takes_a_private_name_from_another():
+    """A name that starts with an underscore belongs to its module; another module imports only public names
+    (the package nodelib._impl holds the solver internals and is imported by its public functions' names)."""
+    import ast
+
+    offenders = []
+    for path in (ROOT / "nodelib").rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("nodelib")):
+                private = [a.name for a in node.names if a.name.startswith("_") and a.name != "__version__"]
+                if private:
+                    offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}: {', '.join(private)}")
+    assert not offenders, offenders

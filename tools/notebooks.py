@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tools/cpupaths.py
 CHAPTERS = ROOT / "chapters"
 LINE_LENGTH = 88  # what the rendered book's code column shows without scrolling
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -210,6 +211,15 @@ def machine() -> str:
     return f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU cores"
 
 
+def cpu_record() -> dict[str, str]:
+    """The processor and the code path its outputs came from, and the other path they were checked on."""
+    import cpupaths
+
+    own = cpupaths.describe(cpupaths.own_environment(), sys.executable)
+    _, other = cpupaths.other_path()
+    return {"cpu": cpupaths.summary(own), "other_path": other.split(" (")[0]}
+
+
 def execute_notebook(path: Path, timeout: int, check: bool) -> dict:
     import nbformat
     from nbclient import NotebookClient
@@ -229,6 +239,7 @@ def execute_notebook(path: Path, timeout: int, check: bool) -> dict:
         "executed": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "seconds": round(seconds, 1),
         "machine": machine(),
+        **cpu_record(),
         **versions(),
     }
     nb_json["metadata"][RECORD_KEY] = record
@@ -236,24 +247,34 @@ def execute_notebook(path: Path, timeout: int, check: bool) -> dict:
     print(f"{path.name}: ran in {seconds:.0f} s; {removed} widget outputs stripped", flush=True)
     if check:
         record["nbval"] = nbval_status(path)
+        record["nbval_other_path"] = nbval_status(path, other_path=True)
         current = read(path)  # the file as it is now: an edit made while nbval ran is kept
         current["metadata"][RECORD_KEY] = record
         write(path, current)
     return record
 
 
-def nbval_status(path: Path) -> str:
-    """Run the notebook under nbval as the test suite does; 'passed' or 'failed', with the date."""
+def nbval_status(path: Path, other_path: bool = False) -> str:
+    """Run the notebook under nbval as the test suite does ('passed' or 'failed', with the date), on the machine's
+    own CPU code path or, with ``other_path``, on the other one that tests/test_cpu_paths.py uses."""
+    import cpupaths
+
+    env = cpupaths.own_environment()
+    if other_path:
+        forced, why = cpupaths.other_path()
+        if forced is None:
+            return f"not checked: {why}"
+        env.update(forced)
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-p", "no:cacheprovider", "-q",
-         "-rs", str(path)],
-        cwd=ROOT, capture_output=True, text=True,
+        [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-p", "no:cacheprovider", "-p",
+         "no:xdist", "-q", "-rs", str(path)],
+        cwd=ROOT, capture_output=True, text=True, env=env,
     )
     if "skipped" in result.stdout.splitlines()[-1] and "passed" not in result.stdout.splitlines()[-1]:
         print(result.stdout[-2000:], flush=True)
         return f"not checked: skipped ({dt.date.today().isoformat()})"
     verdict = "passed" if result.returncode == 0 else "failed"
-    print(f"{path.name}: nbval {verdict}", flush=True)
+    print(f"{path.name}: nbval {verdict}" + (" on the other CPU code path" if other_path else ""), flush=True)
     if verdict == "failed":
         print(result.stdout[-4000:], flush=True)
     return f"{verdict} ({dt.date.today().isoformat()})"
@@ -277,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     failed = False
     for path in chapter_paths(args.notebooks):
         record = execute_notebook(path, args.timeout, check=not args.no_check)
-        failed |= record.get("nbval", "passed").startswith("failed")
+        failed |= any(record.get(k, "passed").startswith("failed") for k in ("nbval", "nbval_other_path"))
     return 1 if failed else 0
 
 

@@ -38,8 +38,9 @@ class ExecutionStatus(SphinxDirective):
         folder = Path(self.env.srcdir) / (self.arguments[0] if self.arguments else "chapters")
         here = Path(self.env.doc2path(self.env.docname)).parent
         rows = [
-            "| chapter | outputs made | run time | Python · torch · torchdiffeq · NumPy | machine | nbval |",
-            "|---|---|---|---|---|---|",
+            "| chapter | outputs made | run time | Python · torch · torchdiffeq · NumPy | machine and CPU path | nbval "
+            "| nbval, other CPU path |",
+            "|---|---|---|---|---|---|---|",
         ]
         for number, path in enumerate(sorted(folder.glob("[0-9][0-9]_*.ipynb")), start=1):
             nb = json.loads(path.read_text(encoding="utf-8"))
@@ -49,12 +50,14 @@ class ExecutionStatus(SphinxDirective):
             record = nb.get("metadata", {}).get(RECORD_KEY)
             if not record:
                 logger.warning(f"{path.name} has no execution record; run: python3 tasks.py execute {path}", location=self.get_location())
-                rows.append(f"| {link} | not recorded | | | | |")
+                rows.append(f"| {link} | not recorded | | | | | |")
                 continue
             versions = " · ".join(record.get(k, "?") for k in ("python", "torch", "torchdiffeq", "numpy"))
             rows.append(
                 f"| {link} | {record.get('executed', '?')} | {record.get('seconds', '?')} s | {versions} "
-                f"| {record.get('machine', '?')} | {record.get('nbval', 'not checked')} |"
+                f"| {record.get('machine', '?')}; {record.get('cpu', 'CPU not recorded')} "
+                f"| {record.get('nbval', 'not checked')} "
+                f"| {record.get('nbval_other_path', 'not checked')} ({record.get('other_path', '?')}) |"
             )
         container = nodes.container(classes=["execution-status"])
         self.state.nested_parse(StringList(rows, source=self.get_source_info()[0]), self.content_offset, container)

@@ -19,6 +19,7 @@ from torch import Tensor
 
 from .rk import DOPRI5, DOPRI5_MID, combine, quartic_interpolant, rk_step
 from .stats import SolveStats
+from ..errors import StepBudgetExceeded, StepSizeUnderflow  # noqa: F401  (re-exported for old imports)
 
 Func = Callable[[Tensor, Tensor], Tensor]
 Norm = Callable[[Tensor], Tensor]
@@ -30,14 +31,6 @@ assert DOPRI5.b_hat is not None
 ERROR_WEIGHTS = [b - bh for b, bh in zip(DOPRI5.b, DOPRI5.b_hat)]
 IFACTOR = 10.0  # largest growth of the step size from one step to the next
 DFACTOR = 0.2  # largest shrink
-
-
-class StepBudgetExceeded(RuntimeError):
-    """A solve needed more steps than ``max_steps`` allowed (adaptive: during the solve; fixed: up front)."""
-
-
-class StepSizeUnderflow(RuntimeError):
-    """The adaptive step size shrank to round-off level: the error control cannot be met at that point."""
 
 
 def _rms(x: Tensor) -> Tensor:

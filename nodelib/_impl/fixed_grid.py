@@ -13,7 +13,7 @@ from typing import Callable, Optional
 import torch
 from torch import Tensor
 
-from .dopri5 import StepBudgetExceeded
+from ..errors import StepBudgetExceeded
 from .rk import ButcherTableau, rk_step
 from .stats import SolveStats
 

@@ -1,6 +1,7 @@
 """Named things registered once each (experiments, classifier bodies, data sets), looked up with a clear error."""
 from __future__ import annotations
 
+import difflib
 from typing import Protocol, TypeVar
 
 
@@ -32,10 +33,10 @@ class Registry(dict[str, T]):
         return item
 
     def lookup(self, name: str) -> T:
-        """The item called ``name``; an unknown name lists the registered ones (and the likely ones first)."""
+        """The item called ``name``; an unknown name suggests the closest registered ones (else lists them all)."""
         if name not in self:
-            known = sorted(self)
-            close = [n for n in known if str(name).split("-")[0] in n]
-            hint = f" (did you mean {', '.join(close[:4])}?)" if close and close != known else ""
-            raise self.error(f"no {self.what} called {name!r}; registered: {', '.join(known)}{hint}")
+            close = difflib.get_close_matches(str(name), list(self), n=4, cutoff=0.6)
+            if close:
+                raise self.error(f"no {self.what} called {name!r}; did you mean {', '.join(close)}?")
+            raise self.error(f"no {self.what} called {name!r}; registered: {', '.join(sorted(self))}")
         return self[name]

@@ -1,20 +1,18 @@
 """Full experiments: the GPU-scale (or long-running) side of each chapter.
 
-``python -m nodelib.experiments list`` names every registered experiment (:mod:`.registry`); ``run NAME``
-runs one, ``--smoke`` at a size that takes seconds on a CPU. Chapter 5's classifiers (MNIST, SVHN, CIFAR-10,
-ECG heartbeats, digits) are trained by the shared loop of :mod:`.runner`: checkpoints every epoch, exact
-``--resume``, several GPUs through ``torchrun``, results written atomically as JSON with the command, the
-machine and the code revision. The experiments of chapters 2-4 are modules with their own command lines,
-also reachable as ``python -m nodelib.experiments.<module> --help``:
+``python -m nodelib.experiments list`` names every registered experiment (:mod:`.registry`), ``show NAME`` prints
+the configuration that will run, ``run NAME`` runs it (``--smoke``: seconds on a CPU). Every experiment is one
+kind of thing (:mod:`.base`): a typed configuration, whose fields are the options of ``run NAME``, and a run
+function that writes ``result.json`` atomically with the command, the machine and the code revision. The kinds:
 
-- ``adjoint_memory`` (chapter 2): peak memory and time of backpropagation, the adjoint and checkpointing
-  as the number of solver steps grows.
-- ``spiral_solvers`` (chapter 3): the spiral of Capell et al. (2023) fitted with Euler, RK4 and Dopri5.
-- ``latent_spirals`` (chapter 3): a latent ODE on noisy, irregularly sampled spirals, full size.
-- ``augmentation_nfe`` (chapter 4): accuracy and forward/backward NFE of plain and augmented Neural ODEs.
-- ``ace_physionet`` (chapter 6): PhysioNet 2012 mortality AUC and interpolation MSE of the latent ODE with and
-  without co-evolving attention, over seeds; the ACE-ODE-Net image classifiers (``*-ace``, ``*-ace-joint``) run
-  in the shared loop, with Algorithm 1's alternating phases and a validation split that picks the best epoch.
+- :mod:`.classifier`: one classifier on one data set, trained by nodelib's loop (checkpoints, exact
+  ``--resume``, several GPUs through ``torchrun``); chapters 5-8's ``*-resnet``, ``*-odenet``, ``*-ace``,
+  ``*-anodev2-*`` and ``*-gode-*`` experiments;
+- :mod:`.comparison`: variants x seeds, paired by seed, with the claims they test (``anodev2-compare``,
+  ``gode-compare``, ``mnist5k-ace-compare``); :mod:`.ace_physionet` (``physionet-ace``) and
+  :mod:`.gode_tables` (``gode-table2`` to ``-table4``) are comparisons too;
+- the measurements of chapters 2-4 (:mod:`.adjoint_memory`, :mod:`.spiral_solvers`, :mod:`.latent_spirals`,
+  :mod:`.augmentation_nfe`) and the GPU benchmark :mod:`.gpu_speed`.
 
 Recorded runs that the book shows are shipped with the package in ``nodelib/experiments/results/`` (so that
 a chapter opened on Colab finds them too) and read with :func:`load_result`.

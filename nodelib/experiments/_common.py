@@ -42,3 +42,11 @@ def code_revision() -> str:
         return rev + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+def header(name: str, config: Any, ctx: Any, device: torch.device) -> dict[str, Any]:
+    """The first entries of every result file: the experiment, the command that ran it, its settings, the machine."""
+    from .base import config_to_dict
+
+    settings = config.describe() if hasattr(config, "describe") else config_to_dict(config)
+    return {"experiment": name, "command": ctx.command, "config": settings, "machine": describe_machine(device)}

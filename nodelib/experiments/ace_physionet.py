@@ -1,164 +1,201 @@
-"""Chapter 6's full time-series experiment: PhysioNet 2012 mortality (AUC) and interpolation (MSE), with attention.
+"""Chapter 6's time-series experiment: PhysioNet 2012 mortality (AUC) and interpolation (MSE), with attention.
 
-    python -m nodelib.experiments.ace_physionet --attention ace --training alternating --data-dir ../shared/data \\
-        --out runs/physionet-ace/result.json
+    python -m nodelib.experiments run physionet-ace --data-dir ../shared/data
 
-Every patient of set A (4,000) is binned on an hourly grid over 48 hours (41 variables, observation masks) and
-scaled to [0, 1] per variable with the training patients' range. The split (80/10/10 %) is the same for every
-seed; seeds change the initialisation, the data order and the entries hidden during training. The model is
-:class:`nodelib.ace.LatentODEModel` (RNN encoder, latent ODE decoder of Table 14's fields, 20 latent dimensions,
-40 recognition units) with the chosen attention; it is trained on ``100 * MSE + BCE`` while 20 % of each
-patient's measurements are hidden from it, and scored on the test patients: the mortality AUC, and the MSE on
-the measurements hidden from it (interpolation). The epoch with the best validation AUC is kept (Algorithm 1,
-line 6). Settings of Jhin et al. (2021) Sec. 4.3-4.4 and App. B: 30 epochs, batch 50, learning rate 1e-2,
-λ = 1e-2, dopri5 with rtol 1e-4 and atol 1e-5.
+Every patient of set A (4,000) is binned on a grid over 48 hours (41 variables, observation masks) and scaled to
+[0, 1] per variable with the training patients' range (optionally after clipping each variable to quantiles of
+the training values). The split (80/10/10 %, stratified by the outcome so that every part holds deaths) is the
+same for every seed; seeds change the initialisation, the data order and the entries hidden during training.
+Each variant is :class:`nodelib.ace.LatentODEModel` with an attention choice and a training schedule:
 
-Checkpoints after every epoch (``OUT/../checkpoint-seedS.pt``); ``--resume`` continues an interrupted run and
-skips finished seeds; the result is written atomically after every seed.
+- ``latentode``: no attention (the baseline); ``ace``: pairwise co-evolving attention, ``a(0) = corr(h(0))``,
+  Algorithm 1; ``ace-joint``: the same trained jointly; ``ace-fc``: ``a(0)`` from a linear layer (Table 11's
+  FC), Algorithm 1; ``ace-fixed``: ``a(t) = corr(h(t))``, no attention ODE (Table 11's Fixed).
+
+A model is trained on ``100 * MSE + BCE`` while 20 % of each patient's measurements are hidden from it, by
+nodelib's loop; the epoch with the best validation AUC is kept (Algorithm 1, line 6), and a run stops after
+``patience`` epochs without a better one. The result holds, per run, the test AUC and the MSE on the hidden test
+measurements, and per epoch the attention's health: the norm of θ_g and how far the attention weights move over
+the 48 hours on the validation patients.
 """
 from __future__ import annotations
 
-import argparse
-import statistics
-import sys
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 import torch
 
+from ..claims import Claim
+from ..errors import RunError
+from .base import Context, config_to_dict
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m nodelib.experiments.ace_physionet", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--attention", choices=("none", "ace", "learned", "fixed"), default="ace")
-    parser.add_argument("--training", choices=("alternating", "joint"), default="alternating")
-    parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds, one model each")
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--batch", type=int, default=50)
-    parser.add_argument("--lr", type=float, default=1e-2)
-    parser.add_argument("--lam", type=float, default=1e-2, help="λ of Eq. 6 (attention models)")
-    parser.add_argument("--norm", type=int, choices=(1, 2), default=2)
-    parser.add_argument("--quantization", type=float, default=1.0, help="bin width in hours")
-    parser.add_argument("--patients", type=int, default=None, help="read only the first N patients (default: all)")
-    parser.add_argument("--method", default="dopri5")
-    parser.add_argument("--rtol", type=float, default=1e-4)
-    parser.add_argument("--atol", type=float, default=1e-5)
-    parser.add_argument("--step-size", type=float, default=None, help="for fixed-step methods (default: one bin)")
-    parser.add_argument("--held-out", type=float, default=0.2, help="fraction of measurements hidden from the model")
-    parser.add_argument("--data-dir", type=Path, default=None, help="folder with set-a.tar.gz and Outcomes-a.txt")
-    parser.add_argument("--download", action="store_true", help="fetch the files from PhysioNet if missing")
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--resume", action="store_true")
-    parser.add_argument("--no-progress", action="store_true")
-    parser.add_argument("--out", type=Path, default=Path("runs/physionet/result.json"))
-    return parser
+#: variant: (attention, training)
+VARIANTS = {
+    "latentode": ("none", "joint"),
+    "ace": ("ace", "alternating"),
+    "ace-joint": ("ace", "joint"),
+    "ace-fc": ("learned", "alternating"),
+    "ace-fixed": ("fixed", "joint"),
+}
 
 
-def _summary(rows: list[dict[str, Any]], key: str) -> dict[str, float]:
-    values = [r[key] for r in rows]
-    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0, "n": len(values)}
+@dataclass(frozen=True)
+class PhysioNetComparison:
+    """Every setting of chapter 6's PhysioNet runs (Jhin et al. 2021, Sec. 4.3-4.4 and App. B unless said)."""
+
+    variants: tuple[str, ...] = field(default=tuple(VARIANTS), metadata={"help": f"among {', '.join(VARIANTS)}"})
+    seeds: tuple[int, ...] = field(default=(0, 1, 2, 3, 4), metadata={"help": "one model per variant each"})
+    epochs: int = field(default=60, metadata={"help": "the largest number of epochs (App. B: 30)"})
+    patience: Optional[int] = field(default=10, metadata={"help": "stop after this many epochs without a better "
+                                                                   "validation AUC"})
+    batch: int = field(default=50, metadata={"help": "patients per mini-batch"})
+    lr: float = field(default=1e-2, metadata={"help": "Adam's learning rate"})
+    lam: float = field(default=1e-2, metadata={"help": "λ of Eq. 6 (attention variants)"})
+    norm: Literal[1, 2] = field(default=2, metadata={"help": "the norm of Eq. 6 (the norm itself, not squared)"})
+    quantization: float = field(default=1.0, metadata={"help": "bin width in hours"})
+    patients: Optional[int] = field(default=None, metadata={"help": "read only the first N patients"})
+    clip: Optional[float] = field(default=None, metadata={
+        "help": "clip each variable to the [q, 1 - q] quantiles of its training values before scaling (none: no "
+                "clipping)"})
+    method: str = field(default="dopri5", metadata={"help": "the decoder's solver"})
+    rtol: float = field(default=1e-4, metadata={"help": "its relative tolerance"})
+    atol: float = field(default=1e-5, metadata={"help": "its absolute tolerance"})
+    step_size: Optional[float] = field(default=None, metadata={"help": "fixed-step methods (none: one bin)"})
+    held_out: float = field(default=0.2, metadata={"help": "fraction of measurements hidden from the model"})
+    claims: tuple[Claim, ...] = field(default=(), metadata={"cli": False})
+
+    def __post_init__(self) -> None:
+        unknown = [v for v in self.variants if v not in VARIANTS]
+        if unknown or not self.variants or not self.seeds:
+            raise RunError(f"variants must be among {', '.join(VARIANTS)} (got {unknown or 'none'}) and seeds given")
+        if self.epochs < 1 or self.batch < 1 or not self.lr > 0 or not 0 <= self.held_out < 1 or self.lam < 0:
+            raise RunError("need epochs >= 1, batch >= 1, lr > 0, lam >= 0 and 0 <= held_out < 1")
+        if self.clip is not None and not 0 <= self.clip < 0.5:
+            raise RunError(f"clip is a quantile in [0, 0.5), got {self.clip}")
 
 
-def main(argv: Optional[list[str]] = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
+def prepare(config: PhysioNetComparison, root: Optional[Path], download: bool, device: torch.device) -> dict[str, Any]:
+    """The scaled, split data on ``device``, the hidden validation and test entries, and a description."""
+    from ..ace import hold_out
+    from ..datasets import physionet2012
+
     try:
-        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-    except ValueError:
-        parser.error(f"--seeds must be comma-separated integers, got {args.seeds!r}")
-    if not seeds or args.epochs < 1 or args.batch < 1 or not args.lr > 0 or not 0 <= args.held_out < 1:
-        parser.error("need at least one seed, --epochs >= 1, --batch >= 1, --lr > 0 and 0 <= --held-out < 1")
-    if args.training == "alternating" and args.attention in ("none", "fixed"):
-        parser.error(f"--attention {args.attention} has no attention ODE to alternate with; use --training joint")
-
-    from nodelib import SolverConfig, seed_everything
-    from nodelib.ace import AlternatingTrainer, JointTrainer, LatentODEModel, evaluate_series, fit, hold_out, series_loss
-    from nodelib.datasets import physionet2012
-    from nodelib.utils import count_parameters, get_device
-
-    from ._common import atomic_path, describe_machine, write_json_atomic
-
-    try:
-        device = get_device(args.device)
-        data = physionet2012(args.data_dir, download=args.download, quantization=args.quantization, n_patients=args.patients)
+        data = physionet2012(root, download=download, quantization=config.quantization, n_patients=config.patients)
     except (ValueError, FileNotFoundError) as err:
-        parser.error(str(err))
-    train, val, test = data.split((0.8, 0.1, 0.1), seed=0)
+        raise RunError(str(err)) from None
+    train, val, test = data.split((0.8, 0.1, 0.1), seed=0, stratify=True)
+    if config.clip is not None:
+        low, high = train.value_range(quantile=config.clip)
+        train, val, test = (part.clipped(low, high) for part in (train, val, test))
     low, high = train.value_range()
     train, val, test = (part.scaled(low, high) for part in (train, val, test))
-    times = (data.times / data.times[-1]).to(device)  # [0, 1]
-    fixed_hidden = torch.Generator().manual_seed(12345)  # the validation and test entries hidden, the same for every seed
-    visible_val, visible_test = hold_out(val.mask, args.held_out, fixed_hidden), hold_out(test.mask, args.held_out, fixed_hidden)
-    move = lambda part: (part.values.to(device), part.mask.to(device), part.labels.to(device))  # noqa: E731
-    (xv, mv, yv), (xt, mt, yt), (xtr, mtr, ytr) = move(val), move(test), move(train)
-    visible_val, visible_test = visible_val.to(device), visible_test.to(device)
-    solver = SolverConfig(method=args.method, rtol=args.rtol, atol=args.atol, backend="nodelib",
-                          step_size=args.step_size or (float(times[1]) if args.method in ("euler", "midpoint", "rk4") else None),
-                          gradient="backprop")
-
-    out: Path = args.out
-    result: dict[str, Any] = {
-        "experiment": "ace_physionet",
-        "command": " ".join(["python -m nodelib.experiments.ace_physionet", *(argv if argv is not None else sys.argv[1:])]),
-        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k not in ("out", "resume", "no_progress")},
-        "data": {"patients": len(data), "train": len(train), "validation": len(val), "test": len(test), "bins": len(data.times),
-                 "variables": len(data.variables), "deaths": int(data.labels.sum())},
-        "machine": describe_machine(device), "seeds": [], "complete": False,
-    }
-    if args.resume and out.exists():
-        import json
-
-        previous = json.loads(out.read_text())
-        if previous.get("config") != result["config"]:
-            parser.error(f"{out} was written with other settings; resume with the same options or delete it")
-        result["seeds"] = previous["seeds"]
-
-    def save_result() -> None:  # after every seed, atomically, with the summary of the seeds so far
-        result["summary"] = {key: _summary(result["seeds"], key) for key in ("test_auc", "test_mse")}
-        write_json_atomic(out, result)
-
-    done = {row["seed"] for row in result["seeds"]}
-    for seed in seeds:
-        if seed in done:
-            continue
-        seed_everything(seed)
-        model = LatentODEModel(len(data.variables), attention=args.attention, solver=solver).to(device)
-        trainer = (AlternatingTrainer(model, lr=args.lr, lam=args.lam, norm=args.norm) if args.training == "alternating"
-                   else JointTrainer(model, lr=args.lr, lam=args.lam if args.attention in ("ace", "learned") else 0.0, norm=args.norm))
-
-        def batches(k: int, seed: int = seed) -> Any:
-            order = torch.randperm(len(ytr), generator=torch.Generator().manual_seed(seed * 1009 + k))
-            for b, index in enumerate(order.split(args.batch)):
-                yield index.to(device), torch.Generator().manual_seed(seed * 1_000_003 + k * 1009 + b)
-
-        def task_loss(m: Any, batch: Any) -> torch.Tensor:
-            index, generator = batch
-            visible = hold_out(mtr[index].cpu(), args.held_out, generator).to(device)
-            return series_loss(m, xtr[index], mtr[index], visible, ytr[index], times)
-
-        def validate(m: Any) -> float:
-            return evaluate_series(m, xv, mv, visible_val, yv, times)["auc"]
-
-        checkpoint = out.parent / f"checkpoint-seed{seed}.pt"
-        state = torch.load(checkpoint, map_location=device, weights_only=False) if args.resume and checkpoint.exists() else None
-
-        def save(state: dict[str, Any], path: Path = checkpoint) -> None:
-            with atomic_path(path) as tmp:
-                torch.save(state, tmp)
-
-        fitted = fit(model, trainer, batches, task_loss, validate, args.epochs, progress=not args.no_progress,
-                     on_iteration=save, resume_from=state)
-        scores = evaluate_series(model, xt, mt, visible_test, yt, times)
-        result["seeds"].append({"seed": seed, "test_auc": scores["auc"], "test_mse": scores["mse"],
-                                "best_epoch": fitted.best_iteration, "best_validation_auc": fitted.best_score,
-                                "seconds": fitted.seconds, "parameters": count_parameters(model), "history": fitted.history})
-        print(f"seed {seed}: test AUC {scores['auc']:.3f}, interpolation MSE {scores['mse']:.2e}, best epoch "
-              f"{fitted.best_iteration}, {fitted.seconds:.0f} s", flush=True)
-        save_result()
-    result["complete"] = {row["seed"] for row in result["seeds"]} >= set(seeds)
-    save_result()
-    print(f"wrote {out}")
-    return 0
+    fixed = torch.Generator().manual_seed(12345)  # the validation and test entries hidden, the same for every seed
+    visible_val, visible_test = hold_out(val.mask, config.held_out, fixed), hold_out(test.mask, config.held_out, fixed)
+    out = {"times": (data.times / data.times[-1]).to(device), "n_vars": len(data.variables),
+           "description": {"patients": len(data), "train": len(train), "validation": len(val), "test": len(test),
+                           "bins": len(data.times), "variables": len(data.variables),
+                           "deaths": int(data.labels.sum()), "deaths_validation": int(val.labels.sum()),
+                           "deaths_test": int(test.labels.sum())}}
+    for name, part in (("train", train), ("validation", val), ("test", test)):
+        out[name] = (part.values.to(device), part.mask.to(device), part.labels.to(device))
+    out["visible_validation"], out["visible_test"] = visible_val.to(device), visible_test.to(device)
+    return out
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def train_variant(variant: str, seed: int, data: dict[str, Any], config: PhysioNetComparison, *,
+                  checkpoint: Optional[Path] = None, resume: bool = False, progress: bool = False,
+                  device: Optional[torch.device] = None) -> tuple[Any, dict[str, Any]]:
+    """Train one variant with one seed; return the model (selected epoch's weights) and its record."""
+    from ..config import SolverConfig
+    from ..utils import seed_everything
+    from ..ace import LatentODEModel, attention_health, attention_penalty, evaluate_series, hold_out, \
+        split_parameters
+    from ..training import Alternating, Joint, fit, make_optimizer
+    from ..utils import count_parameters
+
+    device = device or torch.device("cpu")
+    attention, training = VARIANTS[variant]
+    times = data["times"]
+    fixed_step = config.method in ("euler", "midpoint", "rk4")
+    solver = SolverConfig(method=config.method, rtol=config.rtol, atol=config.atol, backend="nodelib",
+                          step_size=config.step_size or (float(times[1]) if fixed_step else None), gradient="backprop")
+    seed_everything(seed)
+    model = LatentODEModel(data["n_vars"], attention=attention, solver=solver).to(device)
+    main, theta_g = split_parameters(model)
+    penalised = attention in ("ace", "learned") and config.lam > 0
+
+    def penalty() -> torch.Tensor:
+        return config.lam * attention_penalty(theta_g, config.norm)
+
+    strategy = (Alternating(main, theta_g, optimizer="adam", lr=config.lr, penalty=penalty if penalised else None)
+                if training == "alternating"
+                else Joint(make_optimizer(model.parameters(), "adam", config.lr), penalty if penalised else None))
+    xtr, mtr, ytr = data["train"]
+
+    def batches(epoch: int) -> Any:
+        order = torch.randperm(len(ytr), generator=torch.Generator().manual_seed(seed * 1009 + epoch))
+        for b, index in enumerate(order.split(config.batch)):
+            yield index.to(device), torch.Generator().manual_seed(seed * 1_000_003 + epoch * 1009 + b)
+
+    def loss(m: Any, batch: Any) -> torch.Tensor:
+        from ..ace import series_loss
+
+        index, generator = batch
+        visible = hold_out(mtr[index].cpu(), config.held_out, generator).to(device)
+        return series_loss(m, xtr[index], mtr[index], visible, ytr[index], times)
+
+    def scores(m: Any, part: str) -> dict[str, float]:
+        values, mask, labels = data[part]
+        return evaluate_series(m, values, mask, data[f"visible_{part}"], labels, times)
+
+    def validate(m: Any) -> dict[str, float]:
+        s = scores(m, "validation")
+        return {"validation_auc": s["auc"], "validation_mse": s["mse"], "validation_loss": s["loss"]}
+
+    def test(m: Any) -> dict[str, float]:
+        s = scores(m, "test")
+        return {"test_auc": s["auc"], "test_mse": s["mse"]}
+
+    def health(m: Any) -> dict[str, float]:
+        if attention in ("none", "fixed"):
+            return {}
+        values, mask, _ = data["validation"]
+        weights = m.attention_weights(values * data["visible_validation"], data["visible_validation"], times)
+        return attention_health(m, weights)
+
+    fitted = fit(model, batches, loss, strategy, epochs=config.epochs, validate=validate, select="validation_auc",
+                 fallback="validation_loss", patience=config.patience, test=test, diagnostics=(health,),
+                 checkpoint=checkpoint, resume=resume, progress=progress, desc=f"{variant} seed {seed}",
+                 run_config={k: v for k, v in config_to_dict(config).items() if k not in ("epochs", "patience",
+                                                                                            "variants", "seeds")})
+    return model, fitted.record(parameters=count_parameters(model))
+
+
+def run(config: PhysioNetComparison, ctx: Context) -> dict[str, Any]:
+    """Every variant with every seed (a sweep: resumable, one result file)."""
+    from ..sweep import sweep
+    from ..utils import get_device
+    from ._common import describe_machine
+
+    device = get_device(ctx.device)
+    data = prepare(config, ctx.data_dir, ctx.download, device)
+    settings = config_to_dict(config)
+    claims = settings.pop("claims", [])
+    header = {"experiment": "physionet-ace", "command": ctx.command, "config": settings, "claims": claims,
+              "data": data["description"], "machine": describe_machine(device)}
+
+    def run_one(variant: str, seed: int, checkpoint: Path, resume: bool) -> dict[str, Any]:
+        _, record = train_variant(variant, seed, data, config, checkpoint=checkpoint, resume=resume,
+                                  progress=ctx.progress, device=device)
+        return record
+
+    def show(record: dict[str, Any]) -> None:
+        flag = " (still improving)" if record.get("still_improving") else ""
+        print(f"{record['variant']} seed {record['seed']}: test AUC {record['test_auc_at_best']:.3f}, interpolation "
+              f"MSE {record['test_mse_at_best']:.2e}, epoch {record['best_epoch']} of {record['epochs']}{flag}, "
+              f"{record['seconds']:.0f} s", flush=True)
+
+    return sweep(config.variants, config.seeds, run_one, out=ctx.result_path, header=header,
+                 metrics=("test_auc_at_best", "test_mse_at_best", "validation_auc_at_best", "best_epoch", "seconds"),
+                 resume=ctx.resume, on_run=show)

@@ -1,7 +1,7 @@
 """Chapter 2's full experiment: memory and time of three gradients as the number of solver steps grows.
 
-    python -m nodelib.experiments.adjoint_memory --out nodelib/experiments/results/adjoint_memory_cpu.json
-    python -m nodelib.experiments.adjoint_memory --device cuda --out nodelib/experiments/results/adjoint_memory_gpu.json
+    python -m nodelib.experiments run adjoint-memory
+    python -m nodelib.experiments run adjoint-memory --device cuda
 
 For each method (backpropagation through the solver, the adjoint, checkpointing every sqrt(N) steps) and
 each number of RK4 steps N, a fresh Python process builds an MLP field, runs one forward and backward pass,
@@ -10,14 +10,14 @@ a GPU), the bytes autograd saved between forward and backward, the wall time and
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
 import subprocess
 import sys
 import time
-from pathlib import Path
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -62,67 +62,70 @@ def measure_one(method: str, n_steps: int, device: torch.device, dim: int, hidde
             "checkpoint_every": every if method == "checkpointed" else None}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m nodelib.experiments.adjoint_memory", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: the best available)")
-    parser.add_argument("--steps", default="10,30,100,300,1000", help="comma-separated numbers of RK4 steps")
-    parser.add_argument("--dim", type=int, default=32)
-    parser.add_argument("--hidden", type=int, default=256)
-    parser.add_argument("--batch", type=int, default=256)
-    parser.add_argument("--out", type=Path, default=Path("runs/adjoint_memory.json"))
-    parser.add_argument("--single", nargs=2, metavar=("METHOD", "N_STEPS"), help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+@dataclass(frozen=True)
+class Config:
+    """Chapter 2's memory experiment: every setting of the run."""
+
+    steps: tuple[int, ...] = field(default=(10, 30, 100, 300, 1000), metadata={"help": "numbers of RK4 steps"})
+    dim: int = field(default=32, metadata={"help": "size of the state"})
+    hidden: int = field(default=256, metadata={"help": "width of the MLP field's two hidden layers"})
+    batch: int = field(default=256, metadata={"help": "states solved at once"})
+
+    def __post_init__(self) -> None:
+        if not self.steps or min(self.steps) < 1 or min(self.dim, self.hidden, self.batch) < 1:
+            raise ValueError("steps must be positive numbers, dim, hidden and batch positive integers")
+
+
+def run(config: Config, ctx: Any) -> dict[str, Any]:
+    """Measure every method at every number of steps, each in a fresh process; write and return the result."""
+    from tqdm.auto import tqdm
 
     from nodelib.utils import get_device
 
-    try:
-        device = get_device(args.device)
-        steps = [int(s) for s in args.steps.split(",")]
-        if any(n < 1 for n in steps):
-            raise ValueError("every number of steps must be positive")
-    except ValueError as err:
-        parser.error(str(err))
+    from ._common import header, write_json_atomic
 
-    if args.single:  # child process: one measurement, printed as JSON
-        method, n = args.single
-        print(json.dumps(measure_one(method, int(n), device, args.dim, args.hidden, args.batch)))
-        return 0
-
-    from tqdm.auto import tqdm
-
-    from ._common import describe_machine, write_json_atomic
-
+    device = get_device(ctx.device)
     # On the CPU the peak is the process's resident-set high-water mark, which only tracks live memory if
     # freed blocks go back to the system. With glibc's defaults they often do not: autograd's backward thread
     # gets its own malloc arena, and after large blocks are freed the mmap threshold rises so that later ones
-    # land on the heap, where freed memory stays resident. Identical runs then peaked anywhere between 180 and
-    # 720 MiB. One arena and a fixed 64 KiB mmap threshold (every large tensor is mmapped and unmapped when
-    # freed) make the mark follow live memory (seen: 156-213 MiB), at some cost in speed for all methods.
+    # land on the heap, where freed memory stays resident, and identical runs peak at very different heights.
+    # One arena and a fixed 64 KiB mmap threshold (every large tensor is mmapped and unmapped when freed) make
+    # the mark follow live memory, at some cost in speed for all methods.
     child_env = dict(os.environ)
     if device.type == "cpu":
         child_env.update(MALLOC_ARENA_MAX="1", MALLOC_MMAP_THRESHOLD_="65536")
     rows = []
-    jobs = [(m, n) for n in steps for m in METHODS]
-    for method, n in tqdm(jobs, desc="adjoint memory"):
-        cmd = [sys.executable, "-m", "nodelib.experiments.adjoint_memory", "--single", method, str(n), "--device", str(device),
-               "--dim", str(args.dim), "--hidden", str(args.hidden), "--batch", str(args.batch)]
+    jobs = [(m, n) for n in config.steps for m in METHODS]
+    for method, n in tqdm(jobs, desc="adjoint memory", disable=not ctx.progress):
+        cmd = [sys.executable, "-m", "nodelib.experiments.adjoint_memory", "--single", method, str(n), "--device",
+               str(device), "--dim", str(config.dim), "--hidden", str(config.hidden), "--batch", str(config.batch)]
         out = subprocess.run(cmd, capture_output=True, text=True, env=child_env)
         if out.returncode != 0:
-            print(out.stderr, file=sys.stderr)
-            return out.returncode
+            raise RuntimeError(f"the measurement of {method} with {n} steps failed:\n{out.stderr[-2000:]}")
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    result = {
-        "experiment": "adjoint_memory",
-        "command": " ".join(["python -m nodelib.experiments.adjoint_memory", *(argv if argv is not None else sys.argv[1:])]),
-        "config": {"dim": args.dim, "hidden": args.hidden, "hidden_layers": 2, "batch": args.batch, "method": "rk4",
-                   "dtype": "float32", "cpu_allocator": "glibc, MALLOC_ARENA_MAX=1, MALLOC_MMAP_THRESHOLD_=65536"},
-        "machine": describe_machine(device),
-        "rows": rows,
-    }
-    write_json_atomic(args.out, result)
-    print(f"wrote {args.out}")
+    result = {**header("adjoint-memory", config, ctx, device), "model": {"hidden_layers": 2, "method": "rk4",
+              "dtype": "float32", "cpu_allocator": "glibc, MALLOC_ARENA_MAX=1, MALLOC_MMAP_THRESHOLD_=65536"},
+              "rows": rows}
+    write_json_atomic(ctx.result_path, result)
+    return result
+
+
+def _child(argv: list[str]) -> int:
+    """One measurement in this fresh process, printed as JSON (what :func:`run` starts for each point)."""
+    import argparse
+
+    from nodelib.utils import get_device
+
+    parser = argparse.ArgumentParser(prog="python -m nodelib.experiments.adjoint_memory")
+    parser.add_argument("--single", nargs=2, metavar=("METHOD", "N_STEPS"), required=True)
+    parser.add_argument("--device", default=None)
+    for name in ("dim", "hidden", "batch"):
+        parser.add_argument(f"--{name}", type=int, required=True)
+    args = parser.parse_args(argv)
+    method, n = args.single
+    print(json.dumps(measure_one(method, int(n), get_device(args.device), args.dim, args.hidden, args.batch)))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(_child(sys.argv[1:]))

@@ -1,6 +1,6 @@
 """Chapter 4's full experiment: accuracy and function evaluations of plain and augmented Neural ODEs.
 
-    python -m nodelib.experiments.augmentation_nfe --out nodelib/experiments/results/augmentation_nfe_cpu.json
+    python -m nodelib.experiments run augmentation-nfe
 
 Dupont et al.'s concentric circles (inner disc |x| < 0.5 against the annulus 1 < |x| < 1.5) are classified by a
 Neural ODE with 0, 1, 2 or 5 extra zero dimensions. The ODE is solved by torchdiffeq's dopri5 (rtol = atol =
@@ -9,15 +9,15 @@ every training step.
 """
 from __future__ import annotations
 
-import argparse
-import sys
-from pathlib import Path
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
 
 
-def run(extra: int, points: int, steps: int, dim: int, seed: int, device: torch.device) -> dict:
+def fit_one(extra: int, points: int, steps: int, dim: int, seed: int, device: torch.device,
+            progress: bool = True) -> dict:
     from nodelib import seed_everything
     from nodelib.augment import AugmentedNODE
     from nodelib.data import concentric_spheres
@@ -36,43 +36,37 @@ def run(extra: int, points: int, steps: int, dim: int, seed: int, device: torch.
 
     history = train(lambda step: nn.functional.binary_cross_entropy_with_logits(model(x)[:, 0], y),
                     torch.optim.Adam(model.parameters(), lr=1e-2), steps,
-                    backward_context=lambda: model.counter.phase("backward"), on_step_end=count, desc=f"extra={extra}")
+                    backward_context=lambda: model.counter.phase("backward"), on_step_end=count, desc=f"extra={extra}",
+                    progress=progress)
     with torch.no_grad():
         accuracy = float(((model(x)[:, 0] > 0).float() == y).float().mean())
     return {"extra": extra, "accuracy": accuracy, "final_loss": history.final_loss, "seconds": history.seconds[-1],
             "nfe_forward": forward, "nfe_backward": backward}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m nodelib.experiments.augmentation_nfe", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--extras", default="0,1,2,5")
-    parser.add_argument("--points", type=int, default=1024)
-    parser.add_argument("--steps", type=int, default=400)
-    parser.add_argument("--dim", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path("runs/augmentation_nfe.json"))
-    args = parser.parse_args(argv)
-    try:
-        extras = [int(e) for e in args.extras.split(",")]
-        if any(e < 0 for e in extras) or args.points < 2 or args.steps < 1:
-            raise ValueError("extras must be >= 0, --points >= 2 and --steps >= 1")
-        from nodelib.utils import get_device
+@dataclass(frozen=True)
+class Config:
+    """Chapter 4's concentric circles with and without augmentation: every setting of the run."""
 
-        device = get_device(args.device)
-    except ValueError as err:
-        parser.error(str(err))
-    from ._common import describe_machine, write_json_atomic
+    extras: tuple[int, ...] = field(default=(0, 1, 2, 5), metadata={"help": "extra zero dimensions, one model each"})
+    points: int = field(default=1024, metadata={"help": "training points"})
+    steps: int = field(default=400, metadata={"help": "Adam steps"})
+    dim: int = field(default=2, metadata={"help": "dimension of the data"})
+    seed: int = field(default=0, metadata={"help": "seeds the data and the models"})
 
-    rows = [run(e, args.points, args.steps, args.dim, args.seed, device) for e in extras]
-    write_json_atomic(args.out, {
-        "experiment": "augmentation_nfe",
-        "command": " ".join(["python -m nodelib.experiments.augmentation_nfe", *(argv if argv is not None else sys.argv[1:])]),
-        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "machine": describe_machine(device), "rows": rows})
-    print(f"wrote {args.out}")
-    return 0
+    def __post_init__(self) -> None:
+        if not self.extras or min(self.extras) < 0 or self.points < 2 or self.steps < 1 or self.dim < 1:
+            raise ValueError("extras must be >= 0, points >= 2, steps >= 1 and dim >= 1")
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def run(config: Config, ctx: Any) -> dict[str, Any]:
+    from nodelib.utils import get_device
+
+    from ._common import header, write_json_atomic
+
+    device = get_device(ctx.device)
+    rows = [fit_one(e, config.points, config.steps, config.dim, config.seed, device, ctx.progress)
+            for e in config.extras]
+    result = {**header("augmentation-nfe", config, ctx, device), "rows": rows}
+    write_json_atomic(ctx.result_path, result)
+    return result

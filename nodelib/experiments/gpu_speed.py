@@ -18,13 +18,11 @@ everything at toy size on the CPU (tests); CPU timings say nothing about a GPU.
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import statistics
-import sys
 import time
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Optional
 
 import torch
 
@@ -72,7 +70,7 @@ def _time_path(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, warmup:
     }
 
 
-def run(config: str, batch: int, warmup: int, iterations: int, device: torch.device, compile_mode: str | None,
+def measure(config: str, batch: int, warmup: int, iterations: int, device: torch.device, compile_mode: str | None,
         compile_backend: str | None) -> dict[str, Any]:
     from nodelib.classification import build_classifier
     from nodelib.fast import fast_ode_block
@@ -98,51 +96,41 @@ def run(config: str, batch: int, warmup: int, iterations: int, device: torch.dev
     return row
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m nodelib.experiments.gpu_speed", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--device", default=None, help="cuda or cuda:N (default: the best available)")
-    parser.add_argument("--configs", default=",".join(CONFIGS), help=f"comma-separated, among {', '.join(CONFIGS)}")
-    parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--iterations", type=int, default=50)
-    parser.add_argument("--compile-mode", default="reduce-overhead", help="torch.compile mode (reduce-overhead: CUDA graphs)")
-    parser.add_argument("--compile-backend", default=None, help="torch.compile backend (default: inductor)")
-    parser.add_argument("--smoke", action="store_true", help="toy size on the CPU: batch 4, 1 warm-up, 2 iterations, aot_eager")
-    parser.add_argument("--out", type=Path, default=Path("runs/gpu_speed.json"))
-    args = parser.parse_args(argv)
-    configs = [c for c in args.configs.split(",") if c]
-    unknown = sorted(set(configs) - set(CONFIGS))
-    if unknown or not configs:
-        parser.error(f"configs must be among {', '.join(CONFIGS)}; got {', '.join(unknown) or 'none'}")
-    if args.smoke:
-        args.device, args.batch, args.warmup, args.iterations = "cpu", 4, 1, 2
-        args.compile_mode, args.compile_backend = None, "aot_eager"
-    if min(args.batch, args.iterations) < 1 or args.warmup < 0:
-        parser.error("--batch and --iterations must be >= 1, --warmup >= 0")
+@dataclass(frozen=True)
+class Config:
+    """nodelib's fast path against torchdiffeq, same model, one process: every setting of the run."""
+
+    configs: tuple[str, ...] = field(default=tuple(CONFIGS), metadata={"help": f"among {', '.join(CONFIGS)}"})
+    batch: int = field(default=128, metadata={"help": "images per iteration"})
+    warmup: int = field(default=5, metadata={"help": "iterations before timing"})
+    iterations: int = field(default=50, metadata={"help": "timed iterations"})
+    compile_mode: Optional[str] = field(default="reduce-overhead", metadata={
+        "help": "torch.compile mode (reduce-overhead: CUDA graphs; none: the default)"})
+    compile_backend: Optional[str] = field(default=None, metadata={"help": "torch.compile backend (none: inductor)"})
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.configs) - set(CONFIGS))
+        if unknown or not self.configs:
+            raise ValueError(f"configs must be among {', '.join(CONFIGS)}; got {', '.join(unknown) or 'none'}")
+        if min(self.batch, self.iterations) < 1 or self.warmup < 0:
+            raise ValueError("batch and iterations must be >= 1, warmup >= 0")
+
+
+def run(config: Config, ctx: Any) -> dict[str, Any]:
     from nodelib.utils import get_device
 
-    from ._common import describe_machine, write_json_atomic
+    from ._common import header, write_json_atomic
 
-    try:
-        device = get_device(args.device)
-    except ValueError as exc:
-        parser.error(str(exc))
+    device = get_device(ctx.device)
     rows = []
-    for config in configs:
-        row = run(config, args.batch, args.warmup, args.iterations, device, args.compile_mode, args.compile_backend)
+    for name in config.configs:
+        row = measure(name, config.batch, config.warmup, config.iterations, device, config.compile_mode,
+                      config.compile_backend)
         rows.append(row)
         a, b = row["torchdiffeq"], row["nodelib_fast"]
-        print(f"{config:15s} torchdiffeq {a['ms_per_iteration']:8.2f} ms  fast {b['ms_per_iteration']:8.2f} ms  "
-              f"x{row['speedup']:5.2f}  NFE {b['nfe_forward']:.0f}/{b['nfe_backward']:.0f}  ({row['fast_path']})", flush=True)
-    write_json_atomic(args.out, {
-        "experiment": "gpu_speed",
-        "command": " ".join(["python -m nodelib.experiments.gpu_speed", *(argv if argv is not None else sys.argv[1:])]),
-        "config": {"batch": args.batch, "warmup": args.warmup, "iterations": args.iterations,
-                   "compile_mode": args.compile_mode, "compile_backend": args.compile_backend},
-        "machine": describe_machine(device), "rows": rows,
-    })
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        print(f"{name:15s} torchdiffeq {a['ms_per_iteration']:8.2f} ms  fast {b['ms_per_iteration']:8.2f} ms  "
+              f"x{row['speedup']:5.2f}  NFE {b['nfe_forward']:.0f}/{b['nfe_backward']:.0f}  ({row['fast_path']})",
+              flush=True)
+    result = {**header("gpu-speed", config, ctx, device), "rows": rows}
+    write_json_atomic(ctx.result_path, result)
+    return result

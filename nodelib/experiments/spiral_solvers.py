@@ -1,6 +1,6 @@
 """Chapter 3's full experiment: the spiral of Capell et al. (2023, section 4.3.2) fitted with three solvers.
 
-    python -m nodelib.experiments.spiral_solvers --out nodelib/experiments/results/spiral_solvers_cpu.json
+    python -m nodelib.experiments run spiral-solvers
 
 The source's setup: z' = A z with A = [[-0.1, 2], [-2, -0.1]], z0 = (2, 0), 500 samples, an MLP with one
 hidden layer of 50 tanh units, RMSprop, 150 epochs, torchdiffeq's odeint with Euler, RK4 and Dopri5. The source
@@ -11,16 +11,15 @@ predicted from z0, as in the source.
 """
 from __future__ import annotations
 
-import argparse
-import sys
-from pathlib import Path
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
 SOURCE_TABLE = {"euler": (13.43, 0.0183), "rk4": (12.95, 0.0173), "dopri5": (39.06, 0.0167)}
 
 
-def run_one(method: str, epochs: int, device: torch.device) -> dict:
+def run_one(method: str, epochs: int, device: torch.device, progress: bool = True) -> dict:
     import torchdiffeq
 
     from nodelib import seed_everything
@@ -40,7 +39,8 @@ def run_one(method: str, epochs: int, device: torch.device) -> dict:
         return field(s, y)
 
     solve = lambda f, y0, s: torchdiffeq.odeint(f, y0, s, method=method)  # noqa: E731  (torchdiffeq defaults, as the source)
-    history = fit_windows(counted, list(field.parameters()), t, z, epochs=epochs, solve=solve, desc=method)
+    history = fit_windows(counted, list(field.parameters()), t, z, epochs=epochs, solve=solve, desc=method,
+                          progress=progress)
     n_train_steps = len(history.steps)
     train_nfe = nfe[0]
     with torch.no_grad():
@@ -55,33 +55,28 @@ def run_one(method: str, epochs: int, device: torch.device) -> dict:
             "source_seconds": SOURCE_TABLE[method][0], "source_error": SOURCE_TABLE[method][1]}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m nodelib.experiments.spiral_solvers", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: the best available)")
-    parser.add_argument("--epochs", type=int, default=150)
-    parser.add_argument("--methods", default="euler,rk4,dopri5")
-    parser.add_argument("--out", type=Path, default=Path("runs/spiral_solvers.json"))
-    args = parser.parse_args(argv)
+@dataclass(frozen=True)
+class Config:
+    """Chapter 3's solver comparison on Capell et al.'s spiral: every setting of the run."""
+
+    epochs: int = field(default=150, metadata={"help": "passes over the windows"})
+    methods: tuple[str, ...] = field(default=("euler", "rk4", "dopri5"), metadata={"help": "torchdiffeq methods"})
+
+    def __post_init__(self) -> None:
+        unknown = set(self.methods) - set(SOURCE_TABLE)
+        if unknown or not self.methods or self.epochs < 1:
+            raise ValueError(f"methods must be among {sorted(SOURCE_TABLE)} and epochs >= 1 (got {self.methods}, "
+                             f"{self.epochs})")
+
+
+def run(config: Config, ctx: Any) -> dict[str, Any]:
     from nodelib.utils import get_device
 
-    from ._common import describe_machine, write_json_atomic
+    from ._common import header, write_json_atomic
 
-    methods = args.methods.split(",")
-    unknown = set(methods) - set(SOURCE_TABLE)
-    if unknown or args.epochs < 1:
-        parser.error(f"methods must be among {sorted(SOURCE_TABLE)} and epochs >= 1 (got {args.methods!r}, {args.epochs})")
-    try:
-        device = get_device(args.device)
-    except ValueError as err:
-        parser.error(str(err))
-    rows = [run_one(m, args.epochs, device) for m in methods]
-    write_json_atomic(args.out, {"experiment": "spiral_solvers", "command": " ".join(["python -m nodelib.experiments.spiral_solvers",
-                      *(argv if argv is not None else sys.argv[1:])]), "config": {"epochs": args.epochs, "samples": 500,
-                      "t_max": 10.0, "hidden": 50, "optimizer": "RMSprop(lr=1e-3)", "window": 10, "batch": 50, "dtype": "float32"},
-                      "machine": describe_machine(device), "rows": rows})
-    print(f"wrote {args.out}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    device = get_device(ctx.device)
+    rows = [run_one(m, config.epochs, device, ctx.progress) for m in config.methods]
+    result = {**header("spiral-solvers", config, ctx, device), "model": {"samples": 500, "t_max": 10.0, "hidden": 50,
+              "optimizer": "RMSprop(lr=1e-3)", "window": 10, "batch": 50, "dtype": "float32"}, "rows": rows}
+    write_json_atomic(ctx.result_path, result)
+    return result

@@ -1,0 +1,67 @@
+"""nodelib.sweep: variants x seeds, one summary format, resumable, claims fixed before the runs."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from nodelib.sweep import summarise, sweep
+
+
+def _runner(calls):
+    def run_one(variant, seed, checkpoint, resume):
+        calls.append((variant, seed))
+        return {"test_accuracy_at_best": 0.5 + 0.1 * seed + (0.05 if variant == "b" else 0.0),
+                "still_improving": seed == 1}
+
+    return run_one
+
+
+def test_every_variant_runs_with_every_seed_and_the_summary_is_per_variant(tmp_path):
+    calls = []
+    result = sweep(["a", "b"], [0, 1, 2], _runner(calls), out=tmp_path / "r.json",
+                   header={"experiment": "x", "config": {"lr": 0.1}, "claims": []}, metrics=["test_accuracy_at_best"])
+    assert calls == [("a", 0), ("b", 0), ("a", 1), ("b", 1), ("a", 2), ("b", 2)]  # seed by seed: complete pairs
+    assert result["complete"] and json.loads((tmp_path / "r.json").read_text()) == result
+    row = result["summary"]["b"]
+    assert row["runs"] == 3 and row["still_improving"] == 1
+    assert row["test_accuracy_at_best"]["mean"] == pytest.approx(0.65) and row["test_accuracy_at_best"]["n"] == 3
+
+
+def test_resume_skips_finished_runs_adds_seeds_and_refuses_other_settings(tmp_path):
+    out = tmp_path / "r.json"
+    header = {"experiment": "x", "config": {"lr": 0.1, "seeds": [0]}}
+    sweep(["a"], [0], _runner([]), out=out, header=header, metrics=["test_accuracy_at_best"])
+    calls = []
+    result = sweep(["a", "b"], [0, 1], _runner(calls), out=out, header={**header, "config": {"lr": 0.1, "seeds": [0, 1]}},
+                   metrics=["test_accuracy_at_best"], resume=True)
+    assert calls == [("b", 0), ("a", 1), ("b", 1)] and len(result["runs"]) == 4
+    with pytest.raises(ValueError, match="other settings"):
+        sweep(["a"], [0], _runner([]), out=out, header={"config": {"lr": 0.2}}, metrics=[], resume=True)
+
+
+def test_claims_cannot_change_after_the_runs_they_judge(tmp_path):
+    out = tmp_path / "r.json"
+    sweep(["a"], [0], _runner([]), out=out, header={"config": {}, "claims": [{"key": "k"}]}, metrics=[])
+    with pytest.raises(ValueError, match="other claims"):
+        sweep(["a"], [0, 1], _runner([]), out=out, header={"config": {}, "claims": [{"key": "other"}]}, metrics=[],
+              resume=True)
+
+
+def test_the_header_is_written_before_the_first_run(tmp_path):
+    out = tmp_path / "r.json"
+
+    def run_one(variant, seed, checkpoint, resume):
+        on_disk = json.loads(out.read_text())
+        assert on_disk["claims"] == ["declared"] and on_disk["runs"] == []
+        return {"x": 1.0}
+
+    sweep(["a"], [0], run_one, out=out, header={"claims": ["declared"]}, metrics=["x"])
+
+
+def test_bad_sweeps_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="at least one"):
+        sweep([], [0], _runner([]), out=tmp_path / "r.json", header={}, metrics=[])
+    with pytest.raises(ValueError, match="must not repeat"):
+        sweep(["a", "a"], [0], _runner([]), out=tmp_path / "r.json", header={}, metrics=[])
+    assert summarise([{"variant": "a", "m": float("nan")}], ["m"]) == {"a": {"runs": 1, "still_improving": 0}}
