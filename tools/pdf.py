@@ -88,8 +88,11 @@ PREPARE_JS = """async () => {
   // web-only labels: "Show code cell content" / "Hide code cell content", toggles, copy buttons, "Show all lines"
   // a collapsed cell is printed open, without its "Show code cell content" summary; the Colab set-up cell, which
   // does nothing outside Colab, is left out
+  for (const cell of document.querySelectorAll('div.cell')) {
+    const input = cell.querySelector('div.cell_input');
+    if (input && input.textContent.includes('"google.colab" in sys.modules')) cell.remove();
+  }
   for (const details of document.querySelectorAll('details.hide')) {
-    if (details.textContent.includes('google.colab')) { details.remove(); continue; }
     const div = document.createElement('div');
     div.className = details.className;
     for (const child of Array.from(details.childNodes)) {

@@ -17,7 +17,7 @@
   ones are folded behind a "Show all N lines" button (book.js); figures open full size on a tap.
 * Figures: numbered "Figure 6.2" (``numfig``); a figure cell's ``mystnb.figure`` metadata gives the caption and the
   name that ``{numref}`` refers to.
-* Every element id is unique on its page (sphinx-exercise gives every exercise and solution body the same id).
+* Every element id is unique on its page (sphinx-exercise and sphinx-proof give their bodies one id).
 * No general index (the book has no index entries; the theme linked an empty page).
 * The PDF (``python3 tasks.py pdf``, in ``_build/pdf/``) is copied beside the website when it exists, where the
   download button and the link in "How to use" point.
@@ -108,16 +108,18 @@ def remove_solutions(app: Sphinx, doctree) -> None:
 
 
 def unique_ids(app: Sphinx, doctree, docname: str) -> None:
-    """sphinx-exercise gives every exercise's and solution's body the same id ("exercise-content",
-    "solution-content"): number them, so that each id occurs once on the page."""
+    """sphinx-exercise and sphinx-proof give every exercise's, solution's and proof's body the same id
+    ("exercise-content", "solution-content", "proof-content", "proof"): the second and later ones are numbered,
+    so that each id occurs once on the page."""
     from docutils import nodes
 
     seen: dict[str, int] = {}
-    for section in doctree.findall(nodes.section):
-        ids = section.get("ids", [])
-        if ids in (["exercise-content"], ["solution-content"]):
-            seen[ids[0]] = seen.get(ids[0], 0) + 1
-            section["ids"] = [f"{ids[0]}-{seen[ids[0]]}"]
+    for node in doctree.findall(nodes.Element):
+        ids = node.get("ids", [])
+        for k, id_ in enumerate(ids):
+            seen[id_] = seen.get(id_, 0) + 1
+            if seen[id_] > 1:
+                ids[k] = f"{id_}-{seen[id_]}"
 
 
 SOLUTION_TITLE = re.compile(r'(Solution to)(<a class="reference internal" href="[^"]*">) ')
@@ -202,7 +204,7 @@ def register_citation_style() -> None:
 
 def setup(app: Sphinx) -> dict:
     register_citation_style()
-    app.connect("config-inited", configure)
+    app.connect("config-inited", configure, priority=100)  # before sphinx-togglebutton reads its hints
     app.add_css_file("book.css")
     app.add_js_file("book.js", defer="defer")
     app.connect("doctree-read", remove_solutions)

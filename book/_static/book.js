@@ -138,13 +138,14 @@ if (typeof Search !== "undefined" && Search.htmlToText) {
 }
 
 // Formulas are not tab stops. MathJax's own (inTabOrder: false, book/_ext/bookpages.py) is off, but Chromium also
-// stops at every element that scrolls (the formulas' boxes scroll sideways when too wide): a formula whose box has
-// nothing to scroll is taken out of the tab order; one that does scroll (a long equation on a phone) stays, so
-// that the keyboard can scroll it.
+// stops at every element that scrolls (displayed equations, and inline formulas on phones, scroll sideways when
+// too wide; MathJax's glyphs overhang their box by a few pixels, so nearly every box "scrolls"): a formula with
+// less than 8 px to scroll is taken out of the tab order; one that really scrolls (a long equation on a phone)
+// stays, so that the keyboard can scroll it.
 const formulasOutOfTabOrder = () => {
   for (const m of document.querySelectorAll("mjx-container")) {
-    if (m.scrollWidth > m.clientWidth + 1) m.setAttribute("tabindex", "0");
-    else m.setAttribute("tabindex", "-1");
+    const scrolls = ["auto", "scroll"].includes(getComputedStyle(m).overflowX) && m.scrollWidth > m.clientWidth + 8;
+    m.setAttribute("tabindex", scrolls ? "0" : "-1");
   }
 };
 window.addEventListener("load", () => {
