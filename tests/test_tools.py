@@ -160,3 +160,34 @@ def test_the_run_time_is_the_cells_own_time():
                                       "shell.execute_reply": f"2026-01-01T{end}Z"}
         nb.cells.append(cell)
     assert nbtool.kernel_seconds(nb) == pytest.approx(3.5), "the five minutes between the cells are not counted"
+
+
+def _tasks():
+    spec = importlib.util.spec_from_file_location("tasks_module", ROOT / "tasks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_lab_runs_as_root_and_reads_the_data_root_beside_the_clone(monkeypatch):
+    tasks = _tasks()
+    monkeypatch.setattr(tasks.os, "geteuid", lambda: 0, raising=False)
+    assert "--allow-root" in [str(c) for c in tasks.lab_command([])], "JupyterLab refuses to start as root without it"
+    assert [str(c) for c in tasks.lab_command(["--allow-root"])].count("--allow-root") == 1
+    monkeypatch.setattr(tasks.os, "geteuid", lambda: 1000, raising=False)
+    assert "--allow-root" not in [str(c) for c in tasks.lab_command([])]
+    shared = ROOT.parent / "shared" / "data"
+    env = tasks.with_data_root({})
+    assert env.get("NODELIB_DATA") == (str(shared) if shared.is_dir() else None)
+    assert tasks.with_data_root({"NODELIB_DATA": "/elsewhere"})["NODELIB_DATA"] == "/elsewhere"
+
+
+def test_downloaded_data_is_never_tracked():
+    """The loaders' default root is ./data wherever the code runs: the repository, chapters/ (JupyterLab's kernel),
+    assignments/. git ignores a data folder in each."""
+    import subprocess
+
+    paths = ["data/physionet2012/set-a.tar.gz", "chapters/data/physionet2012/Outcomes-a.txt",
+             "assignments/data/FashionMNIST/raw/x", "nodelib/data.py"]
+    result = subprocess.run(["git", "check-ignore", "--no-index", *paths], cwd=ROOT, capture_output=True, text=True)
+    assert result.stdout.split() == paths[:3], result.stdout

@@ -387,11 +387,12 @@ def add_outline_and_metadata(source: Path, target: Path, contents: list[dict]) -
         if dest is None:
             return None, 0
         fit = Fit.xyz(left=dest.left, top=dest.top) if dest.top is not None else Fit.fit()
-        return writer.add_outline_item(title, reader.get_destination_page_number(dest), parent=parent, fit=fit), level
+        number = reader.get_destination_page_number(dest)
+        return writer.add_outline_item(title=title, page_number=number, parent=parent, fit=fit), level
 
     meta = book_metadata()
-    writer.add_outline_item(meta["title"], 0, fit=Fit.fit())
-    writer.add_outline_item("Contents", 1, fit=Fit.fit())  # the page after the title page
+    writer.add_outline_item(title=meta["title"], page_number=0, fit=Fit.fit())
+    writer.add_outline_item(title="Contents", page_number=1, fit=Fit.fit())  # the page after the title page
     depth = 1
     for part in contents:
         parent, level = (item(part["caption"], part["pages"][0]["id"])) if part["caption"] else (None, 0)
