@@ -188,7 +188,8 @@ CONTENTS_JS = """(parts) => {
       const div = document.getElementById(key(page));
       if (!div) continue;
       const h1 = div.querySelector('h1');
-      const title = h1 ? text(h1) : page;
+      // the front page's heading is the book's title, already on the title page
+      const title = !part.caption ? 'Introduction' : (h1 ? text(h1) : page);
       entry(1, div.id, title);
       const sections = [];
       if (page.startsWith('chapters/')) {
@@ -391,7 +392,7 @@ def add_outline_and_metadata(source: Path, target: Path, contents: list[dict]) -
         return writer.add_outline_item(title=title, page_number=number, parent=parent, fit=fit), level
 
     meta = book_metadata()
-    writer.add_outline_item(title=meta["title"], page_number=0, fit=Fit.fit())
+    writer.add_outline_item(title="Title page", page_number=0, fit=Fit.fit())
     writer.add_outline_item(title="Contents", page_number=1, fit=Fit.fit())  # the page after the title page
     depth = 1
     for part in contents:
