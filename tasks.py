@@ -3,7 +3,7 @@
 
     python3 tasks.py book    # build the HTML book into _build/html from the committed notebooks
     python3 tasks.py test    # unit tests, every chapter under nbval, and the book build with -W
-    python3 tasks.py lab     # open JupyterLab on the chapters
+    python3 tasks.py lab     # open JupyterLab on the chapters (data root as for the tests; --allow-root as root)
     python3 tasks.py format [NOTEBOOK ...]   # code cells to the book's 88 columns
     python3 tasks.py pdf [--no-solutions]    # the whole book as one PDF, _build/pdf/ (needs Chromium)
     python3 tasks.py assign                  # problem sets: dist/assignments/student/ and autograder/
@@ -58,18 +58,29 @@ def ensure_env(extra: str) -> None:
     print(f"Installed in {time.perf_counter() - started:.0f} s.", flush=True)
 
 
+PDF = ROOT / "_build" / "pdf" / "neural-odes-textbook.pdf"  # tools/pdf.py writes it
+
+
 def book(args: list[str]) -> None:
     ensure_env(EXTRAS["book"])
     run([BIN / "jupyter-book", "build", ROOT, *args])
     print(f"\nThe book is at {ROOT / '_build' / 'html' / 'index.html'}")
+    if PDF.is_file():  # book/_ext/bookpages.py copied it beside the website
+        made = time.strftime("%Y-%m-%d %H:%M", time.localtime(PDF.stat().st_mtime))
+        print(f"Its PDF download links open the PDF made on {made}; `python3 tasks.py pdf` makes a new one.")
+    else:
+        print("Its PDF download links need the PDF: `python3 tasks.py pdf` prints it and puts it beside the website.")
 
 
-def test_env() -> dict[str, str]:
-    env = dict(os.environ, MPLBACKEND="Agg", PYDEVD_DISABLE_FILE_VALIDATION="1")
+def with_data_root(env: dict[str, str]) -> dict[str, str]:
     shared = ROOT.parent / "shared" / "data"
     if "NODELIB_DATA" not in env and shared.is_dir():
         env["NODELIB_DATA"] = str(shared)  # the real data sets beside the clone (CI, development); never copied in
     return env
+
+
+def test_env() -> dict[str, str]:
+    return with_data_root(dict(os.environ, MPLBACKEND="Agg", PYDEVD_DISABLE_FILE_VALIDATION="1"))
 
 
 def test(args: list[str]) -> None:
@@ -78,9 +89,19 @@ def test(args: list[str]) -> None:
     run([PYTHON, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-p", "no:cacheprovider", *args], cwd=ROOT, env=env)
 
 
+def lab_command(args: list[str]) -> list:
+    cmd = [BIN / "jupyter", "lab", f"--ServerApp.root_dir={ROOT}", "--LabApp.default_url=/lab/tree/chapters"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and "--allow-root" not in args:
+        cmd.append("--allow-root")  # a container's root user: JupyterLab refuses to start without it
+    return [*cmd, *args]
+
+
 def lab(args: list[str]) -> None:
     ensure_env(EXTRAS["lab"])
-    run([BIN / "jupyter", "lab", f"--ServerApp.root_dir={ROOT}", "--LabApp.default_url=/lab/tree/chapters", *args])
+    env = with_data_root(dict(os.environ))  # the same data root as the tests: nothing downloads into chapters/
+    if "NODELIB_DATA" in env:
+        print(f"Data sets are read from {env['NODELIB_DATA']} (NODELIB_DATA)", flush=True)
+    run(lab_command(args), env=env)
 
 
 def pdf(args: list[str]) -> None:

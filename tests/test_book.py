@@ -178,3 +178,24 @@ def test_hide_solutions_removes_every_solution_whole(tmp_path):
         assert "Solution to" not in text and 'class="solution' not in text, f"{page.name}: a solution is left"
     chapter1 = (html / "01_resnets_are_euler_steps.html").read_text(encoding="utf-8")
     assert "measured slope confirms it" not in chapter1, "the text of a gated solution"
+
+
+def test_the_pdf_is_copied_beside_the_website_when_it_exists(tmp_path):
+    """The download button and How to use link to neural-odes-textbook.pdf beside the website: a build copies the
+    PDF that `python3 tasks.py pdf` made, and copies nothing when there is none."""
+    from types import SimpleNamespace
+
+    spec = importlib.util.spec_from_file_location("bookpages", ROOT / "book" / "_ext" / "bookpages.py")
+    bookpages = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bookpages)
+    out = tmp_path / "_build" / "html"
+    out.mkdir(parents=True)
+    app = SimpleNamespace(srcdir=str(tmp_path), outdir=str(out), builder=SimpleNamespace(format="html"))
+    bookpages.copy_pdf(app, None)
+    assert not (out / bookpages.PDF_NAME).exists()
+    made = tmp_path / "_build" / "pdf" / bookpages.PDF_NAME
+    made.parent.mkdir(parents=True)
+    made.write_bytes(b"%PDF-1.4 a book")
+    bookpages.copy_pdf(app, None)
+    assert (out / bookpages.PDF_NAME).read_bytes() == b"%PDF-1.4 a book"
+    assert bookpages.PDF_NAME == load_tool("pdf").PDF_NAME

@@ -68,3 +68,126 @@ def test_the_execution_record_is_what_the_status_page_reads():
     assert module.RECORD_KEY == nbtool.RECORD_KEY
     nb = json.loads((ROOT / "chapters" / "01_resnets_are_euler_steps.ipynb").read_text())
     assert module.chapter_title(nb, "?").startswith("ResNets")
+
+
+def test_a_trailing_comment_no_longer_splits_a_statement():
+    """ruff splits a statement that only a trailing comment makes too long (`with (` / `torch.no_grad()` /
+    `):  # ...`); `format` puts such a comment on its own line first, and ruff joins the statement again."""
+    comment = "# the coefficients are trainable parameters; nothing to differentiate here"
+    split = f"with (\n    torch.no_grad()\n):  {comment}\n    z = odeint(f, z0, t)  # short\n"
+    unsplit = f"with torch.no_grad():  {comment}\n    z = odeint(f, z0, t)  # short\n"
+    for source in (split, unsplit):
+        out = nbtool.ruff_format(nbtool.lift_trailing_comments(source))
+        assert out == f"{comment}\nwith torch.no_grad():\n    z = odeint(f, z0, t)  # short", out
+    kept = "x = f(a)  # noqa: E501 " + "x" * 80 + "\nitems = {  # a comment after an opening bracket stays\n    1: 2,\n}"
+    assert nbtool.lift_trailing_comments(kept) == kept
+
+
+def test_nbval_markers_become_cell_tags():
+    cell = {"cell_type": "code", "metadata": {"tags": ["hide-input"]}, "outputs": [],
+            "source": ["# NBVAL_CHECK_OUTPUT\n", "print(round(x, 3))\n", "# NBVAL_CHECK_OUTPUT is also a word"]}
+    assert nbtool.compared_by_nbval(cell)
+    assert nbtool.nbval_markers_to_tags(cell)
+    assert cell["metadata"]["tags"] == ["hide-input", "nbval-check-output"]
+    assert "".join(cell["source"]) == "print(round(x, 3))\n# NBVAL_CHECK_OUTPUT is also a word"
+    assert nbtool.compared_by_nbval(cell) and not nbtool.nbval_markers_to_tags(cell)
+    plain = {"cell_type": "code", "metadata": {}, "outputs": [], "source": "print(1)  # NBVAL_CHECK_OUTPUT"}
+    assert not nbtool.compared_by_nbval(plain) and not nbtool.nbval_markers_to_tags(plain)
+
+
+def _figure_cell(metadata: dict) -> dict:
+    png = {"output_type": "display_data", "data": {"image/png": "iVBOR", "text/plain": "<Figure>"}, "metadata": {}}
+    return {"cell_type": "code", "metadata": metadata, "outputs": [png], "source": "plt.show()"}
+
+
+def test_figures_without_names_lists_what_a_figure_cell_lacks():
+    named = _figure_cell({"mystnb": {"figure": {"caption": "Euler's error.", "name": "fig-ch1-error"},
+                                     "image": {"alt": "a line"}}})
+    nameless = _figure_cell({"mystnb": {"image": {"alt": "a line"}}})
+    badly = _figure_cell({"mystnb": {"figure": {"caption": "x", "name": "Figure 1"}}})
+    hidden = _figure_cell({"tags": ["remove-output"]})
+    nb = {"cells": [named, nameless, badly, hidden]}
+    assert nbtool.figures_without_names(nb) == [
+        "cell 1: no figure name (mystnb.figure.name)",
+        "cell 1: no figure caption (mystnb.figure.caption)",
+        "cell 2: figure name 'Figure 1' is not of the form fig-chN-what",
+    ]
+
+
+def test_format_tags_the_colab_cell_and_moves_markers(tmp_path, monkeypatch):
+    colab = {"cell_type": "code", "execution_count": 1, "metadata": {}, "outputs": [],
+             "source": 'import sys\nif "google.colab" in sys.modules:\n    pass\n'}
+    checked = {"cell_type": "code", "execution_count": 2, "metadata": {}, "outputs": [],
+               "source": "# NBVAL_CHECK_OUTPUT\nprint(1)"}
+    path = tmp_path / "01_x.ipynb"
+    path.write_text(json.dumps({"cells": [colab, checked], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    assert nbtool.format_notebook(path) == []
+    cells = json.loads(path.read_text())["cells"]
+    assert cells[0]["metadata"]["tags"] == [nbtool.COLAB_TAG]
+    assert "".join(cells[0]["source"]) == nbtool.colab_cell_source()
+    assert cells[1]["metadata"]["tags"] == ["nbval-check-output"] and "".join(cells[1]["source"]) == "print(1)"
+
+
+def test_nbval_compares_a_tagged_cell_under_nbval_lax(tmp_path):
+    """The tag is what nbval 0.11 reads: with --nbval-lax, a tagged cell whose stored output is wrong fails, and
+    the same cell untagged passes."""
+    import subprocess
+    import sys
+
+    def notebook(tags):
+        cell = {"cell_type": "code", "execution_count": 1, "metadata": {"tags": tags}, "source": "print(1 + 1)",
+                "outputs": [{"output_type": "stream", "name": "stdout", "text": "3\n"}]}
+        return {"cells": [cell], "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                             "language": "python"}},
+                "nbformat": 4, "nbformat_minor": 5}
+
+    (tmp_path / "tagged.ipynb").write_text(json.dumps(notebook(["nbval-check-output"])))
+    (tmp_path / "untagged.ipynb").write_text(json.dumps(notebook([])))
+    result = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-p",
+                             "no:cacheprovider", "-q", "-rA", "tagged.ipynb", "untagged.ipynb"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert "FAILED tagged.ipynb" in result.stdout, result.stdout[-3000:]
+    assert "PASSED untagged.ipynb" in result.stdout, result.stdout[-3000:]
+
+
+def test_the_run_time_is_the_cells_own_time():
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    for begin, end in (("10:00:00.000000", "10:00:02.500000"), ("10:05:00.000000", "10:05:01.000000")):
+        cell = nbformat.v4.new_code_cell("pass")
+        cell.metadata["execution"] = {"iopub.execute_input": f"2026-01-01T{begin}Z",
+                                      "shell.execute_reply": f"2026-01-01T{end}Z"}
+        nb.cells.append(cell)
+    assert nbtool.kernel_seconds(nb) == pytest.approx(3.5), "the five minutes between the cells are not counted"
+
+
+def _tasks():
+    spec = importlib.util.spec_from_file_location("tasks_module", ROOT / "tasks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_lab_runs_as_root_and_reads_the_data_root_beside_the_clone(monkeypatch):
+    tasks = _tasks()
+    monkeypatch.setattr(tasks.os, "geteuid", lambda: 0, raising=False)
+    assert "--allow-root" in [str(c) for c in tasks.lab_command([])], "JupyterLab refuses to start as root without it"
+    assert [str(c) for c in tasks.lab_command(["--allow-root"])].count("--allow-root") == 1
+    monkeypatch.setattr(tasks.os, "geteuid", lambda: 1000, raising=False)
+    assert "--allow-root" not in [str(c) for c in tasks.lab_command([])]
+    shared = ROOT.parent / "shared" / "data"
+    env = tasks.with_data_root({})
+    assert env.get("NODELIB_DATA") == (str(shared) if shared.is_dir() else None)
+    assert tasks.with_data_root({"NODELIB_DATA": "/elsewhere"})["NODELIB_DATA"] == "/elsewhere"
+
+
+def test_downloaded_data_is_never_tracked():
+    """The loaders' default root is ./data wherever the code runs: the repository, chapters/ (JupyterLab's kernel),
+    assignments/. git ignores a data folder in each."""
+    import subprocess
+
+    paths = ["data/physionet2012/set-a.tar.gz", "chapters/data/physionet2012/Outcomes-a.txt",
+             "assignments/data/FashionMNIST/raw/x", "nodelib/data.py"]
+    result = subprocess.run(["git", "check-ignore", "--no-index", *paths], cwd=ROOT, capture_output=True, text=True)
+    assert result.stdout.split() == paths[:3], result.stdout

@@ -2,13 +2,19 @@
 
 Run through ``python3 tasks.py`` (which uses the project's virtual environment):
 
-    python3 tasks.py format [NOTEBOOK ...]    # code cells to 88 columns (ruff format, then long strings/comments)
+    python3 tasks.py format [NOTEBOOK ...]    # code cells to 88 columns (ruff format, then long strings/comments),
+                                              # nbval markers to cell tags, the Colab cell written and collapsed
     python3 tasks.py execute [NOTEBOOK ...]   # run top to bottom, strip widget state, record versions and time,
                                               # then check the notebook under nbval
 
 ``execute`` writes a record into the notebook's metadata (``nodelib_execution``): when it ran, how long, on
 which machine and with which versions of Python, torch, torchdiffeq and NumPy, and whether nbval passed.
-The book's execution-status page (book/execution_status.md) is a table of these records.
+The book's execution-status page (book/execution_status.md) is a table of these records, so a chapter needs no
+cell of its own that prints its run time.
+
+``format`` also moves nbval's first-line comment markers (``# NBVAL_CHECK_OUTPUT``, which readers would see on
+the page) into the cell tags nbval reads as well (``nbval-check-output``), and tags the Colab set-up cell
+``hide-cell`` so that the book shows it collapsed.
 """
 from __future__ import annotations
 
@@ -30,6 +36,15 @@ CHAPTERS = ROOT / "chapters"
 LINE_LENGTH = 88  # what the rendered book's code column shows without scrolling
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 RECORD_KEY = "nodelib_execution"
+COLAB_TAG = "hide-cell"  # the Colab set-up cell is collapsed in the book ("Show code cell content")
+# nbval's comment markers and the cell tags it reads with the same meaning (nbval 0.11, plugin.metadata_tags)
+NBVAL_MARKERS = {
+    "NBVAL_CHECK_OUTPUT": "nbval-check-output",
+    "NBVAL_IGNORE_OUTPUT": "nbval-ignore-output",
+    "NBVAL_SKIP": "nbval-skip",
+    "NBVAL_RAISES_EXCEPTION": "nbval-raises-exception",
+}
+CHECK_TAG = NBVAL_MARKERS["NBVAL_CHECK_OUTPUT"]
 
 
 def chapter_paths(names: list[str]) -> list[Path]:
@@ -143,6 +158,97 @@ def wrap_long_lines(source: str, limit: int = LINE_LENGTH) -> str:
     return "\n".join(out)
 
 
+PRAGMA = re.compile(r"#\s*(noqa|type:|fmt:|pragma|pylint:)")
+
+
+def lift_trailing_comments(source: str, limit: int = LINE_LENGTH) -> str:
+    """Put a statement's trailing comment on its own line above the statement, when the comment would make ruff
+    split the statement (the line is too long with it) or already did (the statement spans several lines and the
+    comment follows its last bracket). ruff then joins the statement again when it fits: no more
+    ``with (`` / ``torch.no_grad()`` / ``):  # ...``. Pragma comments (noqa, type:, fmt:) stay where they are."""
+    import io
+    import tokenize
+
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        return source
+    lines = source.split("\n")
+    layout = {tokenize.NL, tokenize.NEWLINE, tokenize.COMMENT, tokenize.INDENT, tokenize.DEDENT,
+              tokenize.ENDMARKER}
+    moves, start, last = [], None, None
+    for k, tok in enumerate(tokens):
+        if tok.type == tokenize.NEWLINE:
+            start = None
+        elif tok.type not in layout:
+            if start is None:
+                start = tok.start[0]
+            last = tok
+        elif tok.type == tokenize.COMMENT and start is not None and last is not None:
+            row = tok.start[0]
+            ends_statement = k + 1 < len(tokens) and tokens[k + 1].type == tokenize.NEWLINE
+            trailing = last.end[0] == row
+            if ends_statement and trailing and not PRAGMA.match(tok.string) and (
+                start < row or len(lines[row - 1]) > limit
+            ):
+                moves.append((row, tok.start[1], start, tok.string))
+    for row, column, first, comment in sorted(moves, reverse=True):
+        lines[row - 1] = lines[row - 1][:column].rstrip()
+        indent = re.match(r"\s*", lines[first - 1]).group(0)
+        lines.insert(first - 1, indent + comment)
+    return "\n".join(lines)
+
+
+def nbval_markers_to_tags(cell: dict) -> bool:
+    """Move nbval's comment markers at the top of a code cell into the cell's tags; True if the cell changed."""
+    lines = "".join(cell["source"]).split("\n")
+    tags = cell.setdefault("metadata", {}).get("tags", [])
+    moved = False
+    while lines and re.fullmatch(r"#\s*(NBVAL_[A-Z_]+)\s*", lines[0]) and lines[0].strip("# ") in NBVAL_MARKERS:
+        tag = NBVAL_MARKERS[lines.pop(0).strip("# ")]
+        tags = tags if tag in tags else [*tags, tag]
+        moved = True
+    if moved:
+        while lines and not lines[0].strip():
+            lines.pop(0)
+        cell["metadata"]["tags"] = tags
+        cell["source"] = "\n".join(lines).splitlines(keepends=True)
+    return moved
+
+
+def compared_by_nbval(cell: dict) -> bool:
+    """Whether nbval compares this cell's output under --nbval-lax: the cell tag, or (until `format` has moved it)
+    the first-line comment marker."""
+    if CHECK_TAG in cell.get("metadata", {}).get("tags", []):
+        return True
+    first = "".join(cell.get("source", "")).lstrip().split("\n", 1)[0]
+    return first.strip() == "# NBVAL_CHECK_OUTPUT"
+
+
+def shows_a_figure(cell: dict) -> bool:
+    return (cell["cell_type"] == "code" and "remove-output" not in cell.get("metadata", {}).get("tags", [])
+            and any("image/png" in out.get("data", {}) for out in cell.get("outputs", [])))
+
+
+def figures_without_names(nb: dict) -> list[str]:
+    """Figure cells that the text cannot reference yet: each cell that displays a figure needs, in its metadata,
+    ``"mystnb": {"figure": {"caption": "...", "name": "fig-..."}}`` (a numbered caption; ``{numref}`fig-...```
+    refers to it) beside its alt text. Returns one line per missing piece, e.g. "cell 12: no figure name"."""
+    problems = []
+    for index, cell in enumerate(nb["cells"]):
+        if not shows_a_figure(cell):
+            continue
+        figure = cell["metadata"].get("mystnb", {}).get("figure", {})
+        name, caption = figure.get("name", ""), figure.get("caption", "")
+        if not name:
+            problems.append(f"cell {index}: no figure name (mystnb.figure.name)")
+        elif not re.fullmatch(r"fig-[a-z0-9]+(-[a-z0-9]+)*", name):
+            problems.append(f"cell {index}: figure name {name!r} is not of the form fig-chN-what")
+        if not caption.strip():
+            problems.append(f"cell {index}: no figure caption (mystnb.figure.caption)")
+    return problems
+
+
 def ruff_format(source: str, limit: int = LINE_LENGTH) -> str:
     """ruff's formatting of one cell; cells with IPython syntax (%, !) are left as they are."""
     if any(line.lstrip().startswith(("%", "!")) for line in source.splitlines()):
@@ -163,11 +269,15 @@ def format_notebook(path: Path) -> list[str]:
     code_cells = [cell for cell in nb["cells"] if cell["cell_type"] == "code"]
     if code_cells and 'if "google.colab" in sys.modules' in "".join(code_cells[0]["source"]):
         code_cells[0]["source"] = colab_cell_source().splitlines(keepends=True)
+        metadata = code_cells[0].setdefault("metadata", {})
+        tags = [t for t in metadata.get("tags", []) if t not in ("hide-input", "hide-output", "remove-input")]
+        metadata["tags"] = tags if COLAB_TAG in tags else [COLAB_TAG, *tags]
     for index, cell in enumerate(nb["cells"]):
         if cell["cell_type"] != "code":
             continue
+        nbval_markers_to_tags(cell)
         source = "".join(cell["source"])
-        new = wrap_long_lines(ruff_format(source))
+        new = wrap_long_lines(ruff_format(lift_trailing_comments(source)))
         new = ruff_format(new)  # a split string can change the layout around it
         if new != source:
             cell["source"] = new.splitlines(keepends=True)
@@ -207,8 +317,33 @@ def versions() -> dict[str, str]:
     }
 
 
+def cpu_name() -> str:
+    """The processor's model name (Linux: /proc/cpuinfo; elsewhere what platform reports), so that run times
+    are stated for a named CPU."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.lower().startswith("model name"):
+                return re.sub(r"\s+", " ", line.split(":", 1)[1]).strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def machine() -> str:
-    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU cores"
+    return f"{platform.system()} {platform.machine()}, {cpu_name()}, {os.cpu_count()} CPU cores"
+
+
+def kernel_seconds(nb) -> float:
+    """The time the kernel spent running the cells: from each cell's start to its reply (nbclient's timing record),
+    summed. Waits of the client between cells (nbclient's polling, a lost message) are not counted."""
+    total = 0.0
+    for cell in nb.cells:
+        timing = cell.get("metadata", {}).get("execution", {})
+        begin, end = timing.get("iopub.execute_input"), timing.get("shell.execute_reply")
+        if begin and end:
+            parse = lambda s: dt.datetime.fromisoformat(s.replace("Z", "+00:00"))  # noqa: E731
+            total += max(0.0, (parse(end) - parse(begin)).total_seconds())
+    return total
 
 
 def cpu_record() -> dict[str, str]:
@@ -227,9 +362,15 @@ def execute_notebook(path: Path, timeout: int, check: bool) -> dict:
     os.environ.pop("MPLBACKEND", None)  # a non-interactive backend (as the tests set) would drop the figures
     nb = nbformat.read(path, as_version=4)
     started = time.perf_counter()
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    # The recorded run time is the kernel's own (kernel_seconds): a wait of the client between cells (an nbclient
+    # stall once added minutes with the kernel idle) is not counted. The kernel is stopped at once at the end instead
+    # of being asked to shut down and waited for. nbclient's wait for a cell's last outputs after its reply stays at
+    # its default (4 s); a shorter one can drop a large figure's message on a busy machine.
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", shutdown_kernel="immediate",
+                            record_timing=True, resources={"metadata": {"path": str(path.parent)}})
     client.execute()
-    seconds = time.perf_counter() - started
+    wall = time.perf_counter() - started
+    seconds = kernel_seconds(nb) or wall
     nbformat.write(nb, path)
     nb_json = read(path)
     removed = strip_widgets(nb_json)
@@ -237,14 +378,16 @@ def execute_notebook(path: Path, timeout: int, check: bool) -> dict:
         sys.exit(f"{path.name} ran, but no cell displayed a figure: is the inline backend in use?")
     record = {
         "executed": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "seconds": round(seconds, 1),
+        "seconds": round(seconds, 1),  # the cells' own run time, as "Run All" takes it (no kernel start-up)
+        "wall_seconds": round(wall, 1),  # kernel start-up and shutdown included
         "machine": machine(),
         **cpu_record(),
         **versions(),
     }
     nb_json["metadata"][RECORD_KEY] = record
     write(path, nb_json)
-    print(f"{path.name}: ran in {seconds:.0f} s; {removed} widget outputs stripped", flush=True)
+    print(f"{path.name}: ran in {seconds:.0f} s ({wall:.0f} s with the kernel's start and stop); "
+          f"{removed} widget outputs stripped", flush=True)
     if check:
         record["nbval"] = nbval_status(path)
         record["nbval_other_path"] = nbval_status(path, other_path=True)

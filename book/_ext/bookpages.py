@@ -9,6 +9,18 @@
 * "Solution to Exercise 1.1": the space before the link is moved out of the underlined link text.
 * ``hide_solutions: true`` removes each solution whole, gated notebook solutions included.
 * Citations: the bibliography's labels read "Chen et al., 2018", as the in-text citations do.
+* Keyboard: formulas are not tab stops (MathJax's ``inTabOrder``), every control shows a focus ring (book.css),
+  each solution's toggle is named by what it opens ("Solution to Exercise 6.2", book.js), and a collapsed code
+  cell's toggle by its visible text.
+* Phones: inline code breaks only after ``.``, ``_``, ``/``, ``,``, ``(`` or ``=`` (``<wbr>``), never inside a word;
+  punctuation after inline math stays on the formula's line; printed outputs wrap inside their box and long
+  ones are folded behind a "Show all N lines" button (book.js); figures open full size on a tap.
+* Figures: numbered "Figure 6.2" (``numfig``); a figure cell's ``mystnb.figure`` metadata gives the caption and the
+  name that ``{numref}`` refers to.
+* Every element id is unique on its page (sphinx-exercise and sphinx-proof give their bodies one id).
+* No general index (the book has no index entries; the theme linked an empty page).
+* The PDF (``python3 tasks.py pdf``, in ``_build/pdf/``) is copied beside the website when it exists, where the
+  download button and the link in "How to use" point.
 """
 from __future__ import annotations
 
@@ -24,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 STATIC = Path(__file__).resolve().parent.parent / "_static"
 MATHJAX_ENTRY = "mathjax/tex-mml-chtml.js"
+PDF_NAME = "neural-odes-textbook.pdf"  # tools/pdf.py writes it; book.js and How to use link to it
 # What tex-mml-chtml.js loads on demand: TeX extensions, fonts, the accessibility menu and its speech engine.
 MATHJAX_PARTS = ["tex-mml-chtml.js", "input", "output", "a11y", "sre", "ui", "adaptors", "latest.js"]
 
@@ -51,6 +64,19 @@ def configure(app: Sphinx, config) -> None:
     app.book_hide_solutions = bool(config.hide_solutions)  # type: ignore[attr-defined]
     config.hide_solutions = False
     config.mathjax_path = MATHJAX_ENTRY
+    # Formulas out of the tab order: MathJax 3 makes every formula a tab stop for its accessibility menu (chapter 6
+    # had 159 formulas before its first solution toggle); the menu stays available from the context menu.
+    mathjax = dict(config.mathjax3_config or {})
+    options = mathjax.setdefault("options", {})
+    options.setdefault("menuOptions", {}).setdefault("settings", {})["inTabOrder"] = False
+    config.mathjax3_config = mathjax
+    # The book has no index entries: the theme's link to the general index led to an empty page.
+    config.html_use_index = False
+    # Figures and tables are numbered like the theorems and exercises: "Figure 6.2".
+    config.numfig_format = {"figure": "Figure %s", "table": "Table %s", **(config.numfig_format or {})}
+    # The solutions' toggles (sphinx-togglebutton) say what they do on screen; book.js names each for screen readers.
+    config.togglebutton_hint = "Show solution"
+    config.togglebutton_hint_hide = "Hide solution"
     config.html_static_path = [*config.html_static_path, str(STATIC)]
     # pydata-sphinx-theme reads the colour mode from html_context; left empty it logs a console error on
     # every page ("Got invalid theme mode"). "auto" follows the reader's system setting.
@@ -81,7 +107,41 @@ def remove_solutions(app: Sphinx, doctree) -> None:
         node.parent.remove(node)
 
 
+def unique_ids(app: Sphinx, doctree, docname: str) -> None:
+    """sphinx-exercise and sphinx-proof give every exercise's, solution's and proof's body the same id
+    ("exercise-content", "solution-content", "proof-content", "proof"): the second and later ones are numbered,
+    so that each id occurs once on the page."""
+    from docutils import nodes
+
+    seen: dict[str, int] = {}
+    for node in doctree.findall(nodes.Element):
+        ids = node.get("ids", [])
+        for k, id_ in enumerate(ids):
+            seen[id_] = seen.get(id_, 0) + 1
+            if seen[id_] > 1:
+                ids[k] = f"{id_}-{seen[id_]}"
+
+
 SOLUTION_TITLE = re.compile(r'(Solution to)(<a class="reference internal" href="[^"]*">) ')
+INLINE_CODE = re.compile(r'(<code class="docutils literal notranslate">)(.*?)(</code>)', re.S)
+PRE_SPAN = re.compile(r'(<span class="pre">)([^<]*)(</span>)')
+# a break is allowed after these (identifiers, dotted names, paths, argument lists), never inside a word
+CODE_BREAK = re.compile(r"(?<=[._/,(=])(?=[^\s._/,()=\]])")
+INLINE_MATH = re.compile(r'(<span class="math notranslate nohighlight">[^<]*</span>)([.,;:!?)\]]+)')
+HIDDEN_CELL_SUMMARY = '<summary aria-label="Toggle hidden content">'
+
+
+def break_points(html: str) -> str:
+    def in_code(m: re.Match) -> str:
+        inner = PRE_SPAN.sub(lambda s: s[1] + CODE_BREAK.sub("<wbr>", s[2]) + s[3], m[2])
+        return m[1] + inner + m[3]
+
+    return INLINE_CODE.sub(in_code, html)
+
+
+def punctuation_with_math(html: str) -> str:
+    """'... of $x$.' keeps the full stop on the formula's line: both go into one unbreakable span."""
+    return INLINE_MATH.sub(r'<span class="math-punct">\1\2</span>', html)
 
 
 def tidy_page(app: Sphinx, pagename: str, templatename: str, context: dict, doctree) -> None:
@@ -94,7 +154,20 @@ def tidy_page(app: Sphinx, pagename: str, templatename: str, context: dict, doct
             scripts.append(script)
     context["script_files"] = scripts
     if "body" in context:
-        context["body"] = SOLUTION_TITLE.sub(r"\1 \2", context["body"])
+        body = SOLUTION_TITLE.sub(r"\1 \2", context["body"])
+        body = punctuation_with_math(break_points(body))
+        # a collapsed code cell's toggle is named by its visible text ("Show code cell content")
+        context["body"] = body.replace(HIDDEN_CELL_SUMMARY, "<summary>")
+
+
+def copy_pdf(app: Sphinx, exception: Exception | None) -> None:
+    """The PDF made by `python3 tasks.py pdf` goes beside the website, where the download links point."""
+    if exception is not None or app.builder.format != "html":
+        return
+    made = Path(app.srcdir) / "_build" / "pdf" / PDF_NAME
+    if made.is_file() and Path(app.outdir).resolve() != made.parent.resolve():
+        shutil.copy2(made, Path(app.outdir) / PDF_NAME)
+        logger.info(f"the PDF ({made}) is copied beside the website")
 
 
 def register_citation_style() -> None:
@@ -131,10 +204,12 @@ def register_citation_style() -> None:
 
 def setup(app: Sphinx) -> dict:
     register_citation_style()
-    app.connect("config-inited", configure)
+    app.connect("config-inited", configure, priority=100)  # before sphinx-togglebutton reads its hints
     app.add_css_file("book.css")
     app.add_js_file("book.js", defer="defer")
     app.connect("doctree-read", remove_solutions)
+    app.connect("doctree-resolved", unique_ids)
     app.connect("html-page-context", tidy_page)
     app.connect("build-finished", copy_mathjax)
+    app.connect("build-finished", copy_pdf)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
