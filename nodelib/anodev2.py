@@ -349,7 +349,7 @@ class ANODEV2Block(nn.Module):
     def forward(self, z: Tensor) -> Tensor:
         if z.dim() != 4:
             raise ValueError(f"expected activations of shape (B, C, H, W), got {tuple(z.shape)}")
-        thetas = self.weights.states()
+        thetas = self.weights.states(upto=max(self.schedule.uses))  # no flow step beyond the last state used
         h = self.schedule.t1 / self.schedule.z_steps
         for n, k in enumerate(self.schedule.uses):
             z = z + h * self.residual(n, z, thetas[k])

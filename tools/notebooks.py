@@ -317,20 +317,9 @@ def versions() -> dict[str, str]:
     }
 
 
-def cpu_name() -> str:
-    """The processor's model name (Linux: /proc/cpuinfo; elsewhere what platform reports), so that run times
-    are stated for a named CPU."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.lower().startswith("model name"):
-                return re.sub(r"\s+", " ", line.split(":", 1)[1]).strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def machine() -> str:
-    return f"{platform.system()} {platform.machine()}, {cpu_name()}, {os.cpu_count()} CPU cores"
+    """The system and its cores; the processor and its code path are in the record's "cpu" (cpu_record)."""
+    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU cores"
 
 
 def kernel_seconds(nb) -> float:
