@@ -20,6 +20,8 @@ the 48 hours on the validation patients.
 """
 from __future__ import annotations
 
+import dataclasses
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional
@@ -38,13 +40,34 @@ VARIANTS = {
     "ace-fc": ("learned", "alternating"),
     "ace-fixed": ("fixed", "joint"),
 }
+_VARIANT = re.compile(r"^(?P<base>[a-z-]+?)(?:-lam(?P<lam>[0-9.e-]+))?(?P<clip>-clip)?$")
+
+
+def parse_variant(name: str, lam: float, clip: Optional[float]) -> tuple[str, str, float, Optional[float]]:
+    """``(attention, training, λ, clip)`` of a variant name: a base of :data:`VARIANTS`, optionally followed by
+    ``-lamX`` (λ = X instead of the configuration's) and ``-clip`` (clip each variable to its 1%/99% training
+    quantiles, unless the configuration sets another quantile)."""
+    match = _VARIANT.match(name)
+    if not match or match.group("base") not in VARIANTS:
+        raise RunError(f"unknown variant {name!r}: expected one of {', '.join(VARIANTS)}, optionally followed by "
+                       "-lamX (λ = X) and -clip")
+    attention, training = VARIANTS[match.group("base")]
+    value = lam
+    if match.group("lam") is not None:
+        try:
+            value = float(match.group("lam"))
+        except ValueError:
+            raise RunError(f"{name}: λ must be a number, got {match.group('lam')!r}") from None
+    quantile = (clip if clip is not None else 0.01) if match.group("clip") else clip
+    return attention, training, value, quantile
 
 
 @dataclass(frozen=True)
 class PhysioNetComparison:
     """Every setting of chapter 6's PhysioNet runs (Jhin et al. 2021, Sec. 4.3-4.4 and App. B unless said)."""
 
-    variants: tuple[str, ...] = field(default=tuple(VARIANTS), metadata={"help": f"among {', '.join(VARIANTS)}"})
+    variants: tuple[str, ...] = field(default=tuple(VARIANTS), metadata={
+        "help": f"among {', '.join(VARIANTS)}, each optionally followed by -lamX and -clip"})
     seeds: tuple[int, ...] = field(default=(0, 1, 2, 3, 4), metadata={"help": "one model per variant each"})
     epochs: int = field(default=60, metadata={"help": "the largest number of epochs (App. B: 30)"})
     patience: Optional[int] = field(default=10, metadata={"help": "stop after this many epochs without a better "
@@ -66,9 +89,10 @@ class PhysioNetComparison:
     claims: tuple[Claim, ...] = field(default=(), metadata={"cli": False})
 
     def __post_init__(self) -> None:
-        unknown = [v for v in self.variants if v not in VARIANTS]
-        if unknown or not self.variants or not self.seeds:
-            raise RunError(f"variants must be among {', '.join(VARIANTS)} (got {unknown or 'none'}) and seeds given")
+        if not self.variants or not self.seeds:
+            raise RunError("name at least one variant and one seed")
+        for name in self.variants:
+            parse_variant(name, self.lam, self.clip)
         if self.epochs < 1 or self.batch < 1 or not self.lr > 0 or not 0 <= self.held_out < 1 or self.lam < 0:
             raise RunError("need epochs >= 1, batch >= 1, lr > 0, lam >= 0 and 0 <= held_out < 1")
         if self.clip is not None and not 0 <= self.clip < 0.5:
@@ -115,7 +139,7 @@ def train_variant(variant: str, seed: int, data: dict[str, Any], config: PhysioN
     from ..utils import count_parameters
 
     device = device or torch.device("cpu")
-    attention, training = VARIANTS[variant]
+    attention, training, lam, _ = parse_variant(variant, config.lam, config.clip)
     times = data["times"]
     fixed_step = config.method in ("euler", "midpoint", "rk4")
     solver = SolverConfig(method=config.method, rtol=config.rtol, atol=config.atol, backend="nodelib",
@@ -123,10 +147,10 @@ def train_variant(variant: str, seed: int, data: dict[str, Any], config: PhysioN
     seed_everything(seed)
     model = LatentODEModel(data["n_vars"], attention=attention, solver=solver).to(device)
     main, theta_g = split_parameters(model)
-    penalised = attention in ("ace", "learned") and config.lam > 0
+    penalised = attention in ("ace", "learned") and lam > 0
 
     def penalty() -> torch.Tensor:
-        return config.lam * attention_penalty(theta_g, config.norm)
+        return lam * attention_penalty(theta_g, config.norm)
 
     strategy = (Alternating(main, theta_g, optimizer="adam", lr=config.lr, penalty=penalty if penalised else None)
                 if training == "alternating"
@@ -179,16 +203,24 @@ def run(config: PhysioNetComparison, ctx: Context) -> dict[str, Any]:
     from ._common import describe_machine
 
     device = get_device(ctx.device)
-    data = prepare(config, ctx.data_dir, ctx.download, device)
+    prepared: dict[Optional[float], dict[str, Any]] = {}
+
+    def data_for(clip: Optional[float]) -> dict[str, Any]:  # scaled once per clipping choice
+        if clip not in prepared:
+            prepared[clip] = prepare(dataclasses.replace(config, clip=clip), ctx.data_dir, ctx.download, device)
+        return prepared[clip]
+
+    description = data_for(config.clip)["description"]
     settings = config_to_dict(config)
     claims = settings.pop("claims", [])
     header = {"experiment": "physionet-ace", "command": ctx.command, "config": settings, "claims": claims,
-              "data": data["description"], "machine": describe_machine(device)}
+              "data": description, "machine": describe_machine(device)}
 
     def run_one(variant: str, seed: int, checkpoint: Path, resume: bool) -> dict[str, Any]:
-        _, record = train_variant(variant, seed, data, config, checkpoint=checkpoint, resume=resume,
+        _, _, lam, clip = parse_variant(variant, config.lam, config.clip)
+        _, record = train_variant(variant, seed, data_for(clip), config, checkpoint=checkpoint, resume=resume,
                                   progress=ctx.progress, device=device)
-        return record
+        return {**record, "lam": lam, "clip": clip}
 
     def show(record: dict[str, Any]) -> None:
         flag = " (still improving)" if record.get("still_improving") else ""

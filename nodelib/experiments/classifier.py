@@ -349,6 +349,18 @@ def run_classifier(config: ClassifierConfig, ctx: Context, name: str = "classifi
     def test(m: nn.Module) -> dict[str, float]:
         return accuracy_metrics(m, *parts["test"], config.batch_size, info.n_classes, device, world, "test")
 
+    diagnostics = []
+    from ..ace import ACEConvBody, attention_health
+
+    if isinstance(getattr(model, "body", None), ACEConvBody):  # is the attention alive? (chapter 6)
+        xv = parts["validation"][0][:64] if len(parts["validation"][1]) else x[:64]
+
+        def health(m: nn.Module) -> dict[str, float]:
+            body: Any = m.body  # type: ignore[union-attr]
+            _, weights = body.attention_trajectory(m.stem(xv.to(device)), torch.linspace(0, 1, 5, device=device))  # type: ignore[operator]
+            return attention_health(m, weights)
+
+        diagnostics.append(health)
     settings = config.describe()
     result: dict[str, Any] = {
         "experiment": name, "command": ctx.command, "config": settings, "data": data_info,
@@ -385,6 +397,7 @@ def run_classifier(config: ClassifierConfig, ctx: Context, name: str = "classifi
     fitted = fit(model, batches, loss, strategy, epochs=config.epochs,
                  validate=validate if config.validation else None, select="validation_accuracy" if config.validation
                  else None, patience=config.patience if config.validation else None, test=test,
+                 diagnostics=tuple(diagnostics),
                  schedulers=schedulers, checkpoint=checkpoint, resume=ctx.resume,
                  run_config={k: v for k, v in config_to_dict(config).items() if k not in ("epochs", "patience")},
                  net=trained, counter=counter, on_epoch=on_epoch, reduce=lambda v: world.sum(v, device),
