@@ -7,7 +7,7 @@ contract and the test suite checks it with import-linter):
    :mod:`nodelib.adjoint` and :mod:`nodelib.memory` (chapter 2), :mod:`nodelib.config` (one typed solver
    configuration), :mod:`nodelib.nfe` (one evaluation counter), :mod:`nodelib.blocks` (vector fields, ResNets and
    the one ODE block), :mod:`nodelib.timevarying`, :mod:`nodelib.augment`, :mod:`nodelib.fast`, and underneath
-   :mod:`nodelib.errors`, :mod:`nodelib.utils`, :mod:`nodelib.book` (what chapters print and glue);
+   :mod:`nodelib.errors`, :mod:`nodelib.utils`, :mod:`nodelib.report` (what chapters print and glue);
 2. **models**: :mod:`nodelib.layers` (the convolutional pieces), :mod:`nodelib.classification` (chapter 5, the
    registries of bodies and networks), :mod:`nodelib.latent` (chapter 3), :mod:`nodelib.ace` (chapter 6),
    :mod:`nodelib.anodev2` (chapter 7), :mod:`nodelib.gode` (chapter 8); each chapter's module registers its

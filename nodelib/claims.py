@@ -34,7 +34,7 @@ import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
-from .book import glue
+from .report import glue
 
 __all__ = ["VERDICTS", "Claim", "Verdict", "judge", "judge_all", "table", "glue_verdicts", "paired_values"]
 

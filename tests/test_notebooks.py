@@ -147,3 +147,15 @@ def test_toc_lists_every_chapter_and_every_toc_entry_exists():
         assert (ROOT / f).with_suffix(".md").exists() or (ROOT / f).with_suffix(".ipynb").exists(), f
     listed = {f for f in files if f.startswith("chapters/")}
     assert listed == {f"chapters/{p.stem}" for p in CHAPTERS}
+
+
+prose_tool = load_tool("prose")
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=CHAPTER_IDS)
+def test_measured_numbers_in_the_prose_are_glued_not_typed(path):
+    """A figure the chapter measured (one that an output prints) is inserted with {glue:text}, never typed, so it
+    cannot drift from the computation; a paper's numbers and the chapter's own settings stay typed (a markdown cell
+    may list a typed number that an output happens to repeat, with its reason, in metadata nodelib.typed)."""
+    typed = prose_tool.typed_measurements(load_notebook(path))
+    assert not typed, "glue these (nodelib.report.glue and {glue:text}):\n" + "\n".join(map(str, typed[:10]))

@@ -112,9 +112,9 @@ def relation(value: float, reference: float, *, factor: float = 1.5, margin: flo
     return f"within a factor {factor:g}"
 
 
-def glue(name: str, value: Any) -> Any:
+def glue(name: str, value: Any) -> None:
     """Store ``value`` under ``name`` for the book's prose (``{glue:text}`name``` in a markdown cell), without
-    displaying it; returns ``value``. Strings are inserted as they are, so format numbers first
+    displaying it (and returning nothing, so that a cell ending with a glue shows no output). Strings are inserted as they are, so format numbers first
     (``glue("auc", f"{auc:.3f}")``), or glue the number and format in the role (``{glue:text}`auc:.3f```).
 
     The output is the one myst-nb's ``glue(name, value, display=False)`` writes; outside IPython this does
@@ -126,9 +126,8 @@ def glue(name: str, value: Any) -> Any:
         from IPython import get_ipython
         from IPython.display import display
     except ImportError:  # pragma: no cover - IPython comes with every notebook kernel
-        return value
+        return
     if get_ipython() is None:
-        return value
+        return
     display({GLUE_PREFIX + "text/plain": repr(value)}, raw=True,
             metadata={"scrapbook": {"name": name, "mime_prefix": GLUE_PREFIX}})
-    return value
