@@ -483,7 +483,10 @@ def grade(folder: Path, output: Path, dist: Path, timeout: float, jobs: int = 1,
         else:
             jobs_list.append((path, name, nb))
     secrets = [folder, report, dist, MASTERS, ROOT / "dist"]
-    grader = engine.Engine(bundles, secrets, timeout, allow_unconfined=unconfined) if jobs_list else None
+    try:
+        grader = engine.Engine(bundles, secrets, timeout, allow_unconfined=unconfined) if jobs_list else None
+    except engine.GradingError as err:
+        sys.exit(str(err))
     old = {(r.get("file") or r.get("student"), r.get("question")): r for r in read_rows(output)}
 
     def one(item):
@@ -531,6 +534,8 @@ def grade(folder: Path, output: Path, dist: Path, timeout: float, jobs: int = 1,
             with concurrent.futures.ThreadPoolExecutor(max(1, jobs)) as pool:
                 for file, rows in pool.map(one, jobs_list):
                     rows_by_file[file] = rows
+    except engine.GradingError as err:  # the autograder itself is broken (a hidden test that cannot load ...)
+        sys.exit(f"grading stopped: {err}")
     finally:
         if grader:
             grader.close()

@@ -66,6 +66,7 @@ def main(root: Path) -> int:
         return 0
     grader = engine.Engine({bundle.name: bundle}, secrets=[source, submission, results],
                            timeout=float(config.get("timeout", 300)))
+    (results / "log.txt").write_text(f"{notebooks[0].name}: problem set {bundle.name}\nsandbox: {grader.confinement}\n")
     try:
         run = grader.grade(nb, bundle, results / "log.txt")
     finally:

@@ -85,14 +85,20 @@ def readable_roots(extra: list[str], secrets: list[str]) -> list[Path]:
     roots: list[Path] = []
 
     def add(path: Path) -> None:
-        if not path.exists() or any(_inside(path, r) for r in roots):
+        try:
+            if not path.exists() or any(_inside(path, r) for r in roots):
+                return
+        except OSError:  # a folder this user may not enter (the grader's own, when student code runs as nobody)
             return
         if any(_inside(path, s) for s in hidden):
             return
         if any(_inside(s, path) for s in hidden):  # a folder holding a secret: its other children only
-            if path.is_dir():
-                for child in sorted(path.iterdir()):
-                    add(Path(os.path.realpath(child)))
+            try:
+                children = sorted(path.iterdir()) if path.is_dir() else []
+            except OSError:
+                children = []
+            for child in children:
+                add(Path(os.path.realpath(child)))
             return
         roots.append(path)
 
