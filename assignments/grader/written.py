@@ -62,10 +62,17 @@ def write_pdf(path: Path, title: str, answers: dict[str, dict[str, str]]) -> Pat
     width, per_page = 95, 58
 
     def wrap(text: str) -> list[str]:
-        lines = []
-        for paragraph in text.replace("\r", "").split("\n"):
-            lines += textwrap.wrap(paragraph, width) or [""]
-        return lines
+        lines: list[str] = []
+        text = text.replace("\r", "").replace("<!-- BEGIN QUESTION -->", "").replace("<!-- END QUESTION -->", "")
+        for paragraph in text.strip().split("\n\n"):
+            rows = paragraph.split("\n")
+            if any(r.lstrip().startswith(("- ", "* ", "|", "    ", "$$")) for r in rows):  # lists, tables, code: as typed
+                for row in rows:
+                    lines += textwrap.wrap(row, width, subsequent_indent="  ") or [""]
+            else:
+                lines += textwrap.wrap(" ".join(r.strip() for r in rows), width) or [""]
+            lines.append("")
+        return lines[:-1]
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with PdfPages(path) as pdf:
