@@ -615,3 +615,40 @@ def test_that_a_stub_passes(student):
     expected = "fails its public checks: q2_poisson" if flaw == "public" else \
         "test_that_a_stub_passes passes an answer that returns 1.0"
     assert expected in result.stdout + result.stderr, result.stdout[-2000:] + result.stderr[-2000:]
+
+
+def test_the_written_answers_upload_as_gradescopes_api_expects(tmp_path):
+    """The upload of the written-answer PDF (gradescope.json with a token), against a local stand-in for the API."""
+    import http.server
+    import threading
+
+    import gradescope
+
+    received = []
+
+    class API(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), API)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        pdf = tmp_path / "written-answers.pdf"
+        pdf.write_bytes(b"%PDF-1.4 the answers")
+        config = {"api_url": f"http://127.0.0.1:{server.server_port}", "token": "secret-token", "course_id": "12",
+                  "assignment_id": "34"}
+        message = gradescope.upload_pdf(config, pdf, ["alice@example.edu"])
+    finally:
+        server.shutdown()
+    assert message == "written answers uploaded for alice@example.edu"
+    path, headers, body = received[0]
+    assert path == "/api/v1/courses/12/assignments/34/submissions" and headers["access-token"] == "secret-token"
+    assert b'name="owner_email"\r\n\r\nalice@example.edu' in body and b"%PDF-1.4 the answers" in body
+    assert b'name="pdf_attachment"; filename="written-answers.pdf"' in body

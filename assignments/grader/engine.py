@@ -363,7 +363,7 @@ class Engine:
             for rel in RUNNER_FILES:
                 bundle.write(f"grader/{rel}", box / "grader" / rel)
             request = {"cells": code_cells(nb), "plan": plan["plan"], "forbidden": plan["forbidden"],
-                       "public": bundle.public, "readable": package_dirs(), "secrets": self.secrets,
+                       "public": bundle.public, "readable": package_dirs(), "secrets": self.secrets, "check": not self.weak,
                        "cell_limit": max(self.timeout / 2, 1.0), "call_limit": max(self.timeout / 4, 1.0)}
             (box / "request.json").write_text(json.dumps(request))
             if self.uid is not None:
