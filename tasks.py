@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent
 VENV = Path(os.environ.get("NODELIB_VENV", ROOT / ".venv"))
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
-EXTRAS = {"book": "book", "test": "test", "lab": "lab"}
+EXTRAS = {"book": "book", "test": "test", "lab": "lab", "grading": "grading", "teach": "teach"}
 
 
 def run(cmd: list[str], **kwargs) -> None:
@@ -110,7 +110,8 @@ def pdf(args: list[str]) -> None:
 
 
 def teach(command: str, args: list[str]) -> None:
-    ensure_env(EXTRAS["test"])  # otter-grader is in the test extra (and in nodelib[teach])
+    # grading needs only nodelib[grading]; assign needs otter-grader (nodelib[teach]); the student book, jupyter-book
+    ensure_env(EXTRAS[{"grade": "grading", "assign": "teach"}.get(command, "test")])
     env = dict(os.environ, MPLBACKEND="Agg")
     run([PYTHON, ROOT / "tools" / "assignments.py", command, *args], cwd=ROOT, env=env)
 

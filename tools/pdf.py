@@ -220,6 +220,12 @@ def build_site(solutions: bool, out: Path = OUT / "site", strict: bool = False) 
     ``strict`` turns warnings into errors, as the test build does."""
     config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
     config.setdefault("sphinx", {}).setdefault("config", {})["hide_solutions"] = not solutions
+    if not solutions:  # the student edition: no page sources to download, no launch or repository buttons
+        config.pop("launch_buttons", None)
+        config["html"] = {**config.get("html", {}), "use_repository_button": False, "use_issues_button": False}
+        config["sphinx"]["config"].update(html_copy_source=False, html_show_sourcelink=False,
+                                          html_theme_options={"use_download_button": False})
+        config["sphinx"]["recursive_update"] = True  # merge html_theme_options into the theme's, not replace them
     # the copy lives under _build/: paths that Jupyter Book resolves against the config's folder become absolute
     extensions = config["sphinx"].get("local_extensions") or {}
     config["sphinx"]["local_extensions"] = {name: str(ROOT / path) for name, path in extensions.items()}
