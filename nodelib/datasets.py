@@ -696,15 +696,28 @@ def split_off(x: Tensor, y: Tensor, n_validation: int, n_train: Optional[int] = 
     return (x[kept], y[kept]), (x[held], y[held])
 
 
-def random_crops(x: Tensor, generator: torch.Generator, padding: int = 4, flips: bool = False) -> Tensor:
-    """A batch of images, each padded with zeros by ``padding`` pixels and cropped back at a random place (and,
-    with ``flips``, mirrored left-right with probability 1/2): the random-crop augmentation of the image papers,
-    on tensors, drawn from ``generator``."""
+def black(name: str) -> tuple[float, ...]:
+    """The value a black pixel (0 before normalisation) has in each channel of a normalised data set: what
+    :func:`random_crops` pads with, as torchvision's crops pad the raw image with zeros before it is normalised."""
+    info = dataset_info(name)
+    return tuple(-m / s for m, s in zip(info.mean, info.std)) if info.mean else (0.0,) * info.channels
+
+
+def random_crops(x: Tensor, generator: torch.Generator, padding: int = 4, flips: bool = False,
+                 fill: Union[float, tuple[float, ...]] = 0.0) -> Tensor:
+    """A batch of images, each padded by ``padding`` pixels of ``fill`` (a value, or one per channel: for a
+    normalised data set, :func:`black`) and cropped back at a random place (and, with ``flips``, mirrored
+    left-right with probability 1/2): the random-crop augmentation of the image papers, on tensors, drawn from
+    ``generator``."""
     if x.dim() != 4:
         raise ValueError(f"random_crops expects images (B, C, H, W), got shape {tuple(x.shape)}")
     check_positive_int("padding", padding, minimum=0)
-    n, _, h, w = x.shape
-    padded = torch.nn.functional.pad(x, (padding, padding, padding, padding))
+    n, c, h, w = x.shape
+    values = torch.as_tensor(fill, dtype=x.dtype, device=x.device).reshape(-1)
+    if values.numel() not in (1, c):
+        raise ValueError(f"fill must be one value or one per channel ({c}), got {values.numel()}")
+    padded = torch.nn.functional.pad(x - values.view(1, -1, 1, 1), (padding, padding, padding, padding))
+    padded = padded + values.view(1, -1, 1, 1)
     dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
     dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
     rows = (dy[:, None] + torch.arange(h)[None, :]).to(x.device)

@@ -326,13 +326,14 @@ def run_classifier(config: ClassifierConfig, ctx: Context, name: str = "classifi
     schedulers = [make_scheduler(o, config.milestones, config.gamma) for o in strategy.optimizers]
     x, y = parts["train"]
     image = x.dim() == 4
+    fill = datasets.black(config.data)
 
     def batches(epoch: int) -> Iterator[tuple[Tensor, Tensor]]:
         generator = torch.Generator().manual_seed(config.seed * 100003 + epoch)
         for chunk in _shares(len(y), config.batch_size, world, generator):
             xb = x[chunk]
             if config.augment and image:
-                xb = datasets.random_crops(xb, generator, padding=4, flips=config.flips)
+                xb = datasets.random_crops(xb, generator, padding=4, flips=config.flips, fill=fill)
             yield xb.to(device, non_blocking=True), y[chunk].to(device, non_blocking=True)
 
     def loss(net: nn.Module, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, dict[str, float]]:

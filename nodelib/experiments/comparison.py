@@ -94,7 +94,8 @@ class ImageComparison:
     milestones: tuple[int, ...] = field(default=(), metadata={"help": "epochs after which the learning rate drops"})
     gamma: float = field(default=0.1, metadata={"help": "the factor of each drop"})
     weight_decay: float = field(default=5e-4, metadata={"help": "weight decay"})
-    augment: bool = field(default=False, metadata={"help": "random crops (4 pixels of padding) of training images"})
+    augment: bool = field(default=False, metadata={"help": "random crops of the training images"})
+    crop_padding: int = field(default=4, metadata={"help": "the crops' padding in pixels (the papers': 4 at 32x32)"})
     claims: tuple[Claim, ...] = field(default=(), metadata={"cli": False})
 
     def __post_init__(self) -> None:
@@ -165,10 +166,13 @@ def train_on_images(model: nn.Module, images: Images, seed: int, config: ImageCo
     strategy = Joint(make_optimizer(groups, config.optimizer, config.lr, weight_decay=config.weight_decay))
     schedules = [make_scheduler(strategy.phases[0].optimizer, config.milestones, config.gamma)]
 
+    fill = datasets.black(config.data)
+
     def batches(epoch: int) -> Iterator[tuple[Tensor, Tensor]]:
         generator = torch.Generator().manual_seed(seed * 100003 + epoch)
         for index in torch.randperm(len(y), generator=generator).split(config.batch):
-            xb = datasets.random_crops(x[index], generator) if config.augment else x[index]
+            xb = (datasets.random_crops(x[index], generator, config.crop_padding, fill=fill) if config.augment
+                  else x[index])
             yield xb.to(device), y[index].to(device)
 
     def loss(net: nn.Module, batch: tuple[Tensor, Tensor]) -> Tensor:
