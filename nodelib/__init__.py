@@ -22,11 +22,18 @@ One module per concept, named after what it teaches:
 - :mod:`nodelib.plotting`: trajectories, vector fields and convergence plots;
 - :mod:`nodelib.utils`: seeding, device selection, parameter counts.
 
-The names below are the everyday surface; everything else is reached through its module.
+The names below are the everyday surface (the solvers, the ODE block and its configuration, and the solver
+errors of :mod:`nodelib.errors`); everything else is reached through its module.
 """
+from .adjoint import odeint_adjoint, odeint_checkpointed
+from .blocks import ODEBlock
 from .config import SolverConfig
-from .solvers import SolveStats, StepBudgetExceeded, StepSizeUnderflow, odeint
+from .errors import SolverError, StepBudgetExceeded, StepSizeUnderflow
+from .solvers import SolveStats, odeint
 from .utils import seed_everything
 
-__all__ = ["odeint", "SolverConfig", "SolveStats", "StepBudgetExceeded", "StepSizeUnderflow", "seed_everything"]
+__all__ = [
+    "odeint", "odeint_adjoint", "odeint_checkpointed", "ODEBlock", "SolverConfig", "SolveStats",
+    "SolverError", "StepBudgetExceeded", "StepSizeUnderflow", "seed_everything",
+]
 __version__ = "0.1.0"

@@ -17,8 +17,11 @@ from typing import Callable, Optional, Union
 import torch
 from torch import Tensor
 
-from .rk import DOPRI5, DOPRI5_MID, combine, quartic_interpolant, rk_step
+from ..errors import StepBudgetExceeded, StepSizeUnderflow
+from .rk import DOPRI5, DOPRI5_MID, combine, quartic_interpolant, rk_step_fast
 from .stats import SolveStats
+
+__all__ = ["integrate_dopri5", "initial_step", "step_factor", "StepBudgetExceeded", "StepSizeUnderflow"]
 
 Func = Callable[[Tensor, Tensor], Tensor]
 Norm = Callable[[Tensor], Tensor]
@@ -28,20 +31,22 @@ SAFETY = 0.9
 assert DOPRI5.b_hat is not None
 #: weights of the local error estimate: fifth-order minus embedded fourth-order solution
 ERROR_WEIGHTS = [b - bh for b, bh in zip(DOPRI5.b, DOPRI5.b_hat)]
+_ERROR_WEIGHTS = [(i, float(w)) for i, w in enumerate(ERROR_WEIGHTS) if w != 0]
 IFACTOR = 10.0  # largest growth of the step size from one step to the next
 DFACTOR = 0.2  # largest shrink
 
 
-class StepBudgetExceeded(RuntimeError):
-    """A solve needed more steps than ``max_steps`` allowed (adaptive: during the solve; fixed: up front)."""
-
-
-class StepSizeUnderflow(RuntimeError):
-    """The adaptive step size shrank to round-off level: the error control cannot be met at that point."""
-
-
 def _rms(x: Tensor) -> Tensor:
     return x.detach().pow(2).mean().sqrt()
+
+
+def _local_error(ks: list[Tensor], h: float) -> Tensor:
+    """``h * sum_i (b_i - b_hat_i) k_i``: the fifth-order minus the embedded fourth-order step."""
+    (i0, w0), *rest = _ERROR_WEIGHTS
+    err = ks[i0] * (h * w0)
+    for i, w in rest:
+        err = torch.add(err, ks[i], alpha=h * w)
+    return err
 
 
 def _error_ratio(err: Tensor, y: Tensor, y_new: Tensor, rtol: Tol, atol: Tol, norm: Norm) -> float:
@@ -99,6 +104,8 @@ def integrate_dopri5(
     def as_time(value: float) -> Tensor:
         return torch.as_tensor(value, dtype=dtype, device=device)
 
+    if len(times) == 1:  # a single time: the solution is the initial state, as in torchdiffeq
+        return y0.unsqueeze(0)
     t_now, y = times[0], y0
     f_now = func(as_time(t_now), y)
     _check_finite_field(f_now, t_now)
@@ -123,6 +130,11 @@ def integrate_dopri5(
         remaining = abs(t_end - t_now)
         if h >= remaining * (1 - 1e-12):  # last step: land exactly on the end time
             h = remaining
+        if h != h:  # NaN: the error control has nothing to go on (a non-finite error estimate or tolerance)
+            raise FloatingPointError(
+                f"dopri5's step size became NaN at t={t_now:g}: the error estimate is not a number. The tolerances "
+                "or the vector field's values there are not finite."
+            )
         if h <= tiny * max(1.0, abs(t_now)):
             if nonfinite_trials:
                 raise FloatingPointError(
@@ -133,9 +145,8 @@ def integrate_dopri5(
                 f"dopri5's step size underflowed ({h:.3g}) at t={t_now:g}: the error control cannot be met. "
                 "The solution may be blowing up or the vector field may be discontinuous there."
             )
-        h_signed = as_time(direction * h)
-        y_new, ks = rk_step(func, DOPRI5, as_time(t_now), y, h_signed, f0=f_now)
-        err = combine(torch.zeros_like(y), h_signed, ERROR_WEIGHTS, ks)
+        y_new, ks = rk_step_fast(func, DOPRI5, as_time(t_now), y, direction * h, f0=f_now)
+        err = _local_error(ks, direction * h)
         ratio = _error_ratio(err, y, y_new, rtol, atol, norm)
         if ratio != ratio or ratio == float("inf"):  # NaN or inf: the trial step blew up, shrink hard
             stats.n_rejected += 1
@@ -147,11 +158,14 @@ def integrate_dopri5(
             t_new = t_end if h == remaining else t_now + direction * h
             f_new = ks[-1]  # FSAL: f(t_new, y_new)
             stats.record_step(t_now, direction * h)
+            y_mid: Optional[Tensor] = None
             while j < len(times) and (times[j] - t_new) * direction <= 0:
                 if times[j] == t_new:
                     outputs.append(y_new)
                 else:
-                    y_mid = combine(y, h_signed, DOPRI5_MID, ks)
+                    h_signed = as_time(direction * h)
+                    if y_mid is None:
+                        y_mid = combine(y, h_signed, DOPRI5_MID, ks)
                     theta = as_time((times[j] - t_now) / (t_new - t_now))
                     outputs.append(quartic_interpolant(y, y_new, y_mid, f_now, f_new, h_signed, theta))
                 j += 1

@@ -73,6 +73,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     from nodelib import SolverConfig, seed_everything
     from nodelib.ace import AlternatingTrainer, JointTrainer, LatentODEModel, evaluate_series, fit, hold_out, series_loss
     from nodelib.datasets import physionet2012
+    from nodelib.solvers import FIXED_STEP_METHODS
     from nodelib.utils import count_parameters, get_device
 
     from ._common import atomic_path, describe_machine, write_json_atomic
@@ -92,7 +93,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     (xv, mv, yv), (xt, mt, yt), (xtr, mtr, ytr) = move(val), move(test), move(train)
     visible_val, visible_test = visible_val.to(device), visible_test.to(device)
     solver = SolverConfig(method=args.method, rtol=args.rtol, atol=args.atol, backend="nodelib",
-                          step_size=args.step_size or (float(times[1]) if args.method in ("euler", "midpoint", "rk4") else None),
+                          step_size=args.step_size or (float(times[1]) if args.method in FIXED_STEP_METHODS else None),
                           gradient="backprop")
 
     out: Path = args.out
