@@ -7,8 +7,11 @@ ECG heartbeats, digits) are trained by the shared loop of :mod:`.runner`: checkp
 machine and the code revision. The experiments of chapters 2-4 are modules with their own command lines,
 also reachable as ``python -m nodelib.experiments.<module> --help``:
 
+- ``solver_speed`` (chapter 1): fixed-step solves, nodelib's time per step against torchdiffeq's, side by side.
 - ``adjoint_memory`` (chapter 2): peak memory and time of backpropagation, the adjoint and checkpointing
   as the number of solver steps grows.
+- ``adjoint_norms`` (chapter 2): gradient error and backward NFE of the adjoint's error norms (mixed,
+  seminorm, one RMS) and of torchdiffeq's, against the width of the network.
 - ``spiral_solvers`` (chapter 3): the spiral of Capell et al. (2023) fitted with Euler, RK4 and Dopri5.
 - ``latent_spirals`` (chapter 3): a latent ODE on noisy, irregularly sampled spirals, full size.
 - ``augmentation_nfe`` (chapter 4): accuracy and forward/backward NFE of plain and augmented Neural ODEs.

@@ -235,6 +235,12 @@ register(ScriptExperiment(
     "adjoint-memory", 2, "peak memory and time of backprop, adjoint and checkpointing vs. solver steps",
     "chapter 2", "adjoint_memory", ("--steps", "4", "--dim", "8", "--hidden", "16", "--batch", "8")))
 register(ScriptExperiment(
+    "adjoint-norms", 2, "gradient error and backward NFE of the adjoint's error norms against the network's width",
+    "chapter 2; Kidger, Chen & Lyons 2021 (seminorm); torchdiffeq's seminorm case", "adjoint_norms", ("--smoke",)))
+register(ScriptExperiment(
+    "solver-speed", 1, "fixed-step solves, time per step: nodelib against torchdiffeq side by side (CPU)",
+    "chapter 1; torchdiffeq 0.2.5", "solver_speed", ("--smoke",)))
+register(ScriptExperiment(
     "spiral-solvers", 3, "the spiral of Capell et al. (2023) fitted with Euler, RK4 and Dopri5",
     "Capell et al. 2023, Sec. 4.3", "spiral_solvers", ("--epochs", "1", "--methods", "euler")))
 register(ScriptExperiment(
