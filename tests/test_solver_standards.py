@@ -350,11 +350,12 @@ def test_a_single_time_returns_y0_as_torchdiffeq_does(method):
     theirs = torchdiffeq.odeint(_growth, y0, t, method=TORCHDIFFEQ_NAME.get(method, method),
                                 options=None if method == "dopri5" else {"step_size": 0.1})
     assert ys.shape == theirs.shape == (1, 2) and torch.equal(ys, theirs) and torch.equal(ys[0], y0)
+    assert ys.data_ptr() != y0.data_ptr()  # a copy, as torchdiffeq's, not a view of the input
     assert stats.nfe == 0 and stats.n_steps == 0
     (g,) = torch.autograd.grad(ys.sum(), y0)
     assert torch.equal(g, torch.ones(2, dtype=F64))
     adjoint = odeint_adjoint(_growth, y0, t, method=method, adjoint_params=(), **kw)
-    assert torch.equal(adjoint, ys)
+    assert torch.equal(adjoint, ys) and adjoint.data_ptr() != y0.data_ptr()
     (g,) = torch.autograd.grad((3 * adjoint).sum(), y0)
     assert torch.equal(g, torch.full((2,), 3.0, dtype=F64))
     pair = odeint(lambda s, y: (y[0], -y[1]), (y0, 2 * y0), t, method=method, **kw)

@@ -104,8 +104,8 @@ def integrate_dopri5(
     def as_time(value: float) -> Tensor:
         return torch.as_tensor(value, dtype=dtype, device=device)
 
-    if len(times) == 1:  # a single time: the solution is the initial state, as in torchdiffeq
-        return y0.unsqueeze(0)
+    if len(times) == 1:  # a single time: the solution is the initial state (a copy), as in torchdiffeq
+        return torch.stack([y0])
     t_now, y = times[0], y0
     f_now = func(as_time(t_now), y)
     _check_finite_field(f_now, t_now)

@@ -145,8 +145,6 @@ def integrate_fixed(
     stats: SolveStats,
     max_steps: Optional[int] = None,
 ) -> Tensor:
-    if len(t) == 1:  # a single time: the solution is the initial state, as in torchdiffeq
-        return y0.unsqueeze(0)
-    grid = step_grid(t, step_size, max_steps)
+    grid = step_grid(t, step_size, max_steps)  # a single time is a grid of no steps: the output is y0 alone
     _, outputs = run_steps(func, tableau, y0, t, grid, range(len(grid) - 1), outputs_per_step(t, grid), stats)
     return torch.stack([y0, *outputs])
