@@ -12,7 +12,7 @@ so the step sizes are chosen by accuracy alone, not by how densely the output is
 """
 from __future__ import annotations
 
-from typing import Callable, Optional, Union
+from typing import Callable, Optional, Sequence, Union
 
 import torch
 from torch import Tensor
@@ -31,7 +31,10 @@ SAFETY = 0.9
 assert DOPRI5.b_hat is not None
 #: weights of the local error estimate: fifth-order minus embedded fourth-order solution
 ERROR_WEIGHTS = [b - bh for b, bh in zip(DOPRI5.b, DOPRI5.b_hat)]
-_ERROR_WEIGHTS = [(i, float(w)) for i, w in enumerate(ERROR_WEIGHTS) if w != 0]
+# the step's coefficients, then the error weights: one multiplication by h gives every product a step needs
+_N_STEP = len(DOPRI5.plan.coefficients)
+_ERROR_TERMS = [(i, _N_STEP + n) for n, i in enumerate(i for i, w in enumerate(ERROR_WEIGHTS) if w != 0)]
+_COEFFICIENTS = [*DOPRI5.plan.coefficients, *(float(w) for w in ERROR_WEIGHTS if w != 0)]
 IFACTOR = 10.0  # largest growth of the step size from one step to the next
 DFACTOR = 0.2  # largest shrink
 
@@ -40,12 +43,12 @@ def _rms(x: Tensor) -> Tensor:
     return x.detach().pow(2).mean().sqrt()
 
 
-def _local_error(ks: list[Tensor], h: float) -> Tensor:
+def _local_error(ks: list[Tensor], scaled: Sequence[Tensor]) -> Tensor:
     """``h * sum_i (b_i - b_hat_i) k_i``: the fifth-order minus the embedded fourth-order step."""
-    (i0, w0), *rest = _ERROR_WEIGHTS
-    err = ks[i0] * (h * w0)
-    for i, w in rest:
-        err = torch.add(err, ks[i], alpha=h * w)
+    (i0, q0), *rest = _ERROR_TERMS
+    err = scaled[q0] * ks[i0]
+    for i, q in rest:
+        err = err + scaled[q] * ks[i]
     return err
 
 
@@ -118,6 +121,7 @@ def integrate_dopri5(
     outputs = [y0]
     j = 1
     tiny = 4 * torch.finfo(dtype).eps
+    coefficients = torch.tensor(_COEFFICIENTS, dtype=dtype, device=device)
     nonfinite_trials = 0  # consecutive trial steps rejected because they produced NaN or inf
     while j < len(times):
         if stats.n_steps + stats.n_rejected >= max_steps:
@@ -145,8 +149,10 @@ def integrate_dopri5(
                 f"dopri5's step size underflowed ({h:.3g}) at t={t_now:g}: the error control cannot be met. "
                 "The solution may be blowing up or the vector field may be discontinuous there."
             )
-        y_new, ks = rk_step_fast(func, DOPRI5, as_time(t_now), y, direction * h, f0=f_now)
-        err = _local_error(ks, direction * h)
+        h_signed = as_time(direction * h)
+        scaled = (h_signed * coefficients).unbind()  # h times every coefficient of the step, at once
+        y_new, ks = rk_step_fast(func, DOPRI5, as_time(t_now), y, scaled, f0=f_now)
+        err = _local_error(ks, scaled)
         ratio = _error_ratio(err, y, y_new, rtol, atol, norm)
         if ratio != ratio or ratio == float("inf"):  # NaN or inf: the trial step blew up, shrink hard
             stats.n_rejected += 1
@@ -158,14 +164,11 @@ def integrate_dopri5(
             t_new = t_end if h == remaining else t_now + direction * h
             f_new = ks[-1]  # FSAL: f(t_new, y_new)
             stats.record_step(t_now, direction * h)
-            y_mid: Optional[Tensor] = None
             while j < len(times) and (times[j] - t_new) * direction <= 0:
                 if times[j] == t_new:
                     outputs.append(y_new)
                 else:
-                    h_signed = as_time(direction * h)
-                    if y_mid is None:
-                        y_mid = combine(y, h_signed, DOPRI5_MID, ks)
+                    y_mid = combine(y, h_signed, DOPRI5_MID, ks)
                     theta = as_time((times[j] - t_now) / (t_new - t_now))
                     outputs.append(quartic_interpolant(y, y_new, y_mid, f_now, f_new, h_signed, theta))
                 j += 1

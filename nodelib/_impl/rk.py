@@ -38,22 +38,49 @@ class ButcherTableau:
         return len(self.b)
 
     @cached_property
-    def floats(self) -> FloatTableau:
-        """The coefficients as Python floats, zero entries dropped (converted once, for :func:`rk_step_fast`)."""
-        return FloatTableau(
-            c=tuple(float(c) for c in self.c),
-            a=tuple(tuple((j, float(a)) for j, a in enumerate(row) if a != 0) for row in self.a),
-            b=tuple((i, float(b)) for i, b in enumerate(self.b) if b != 0),
-        )
+    def plan(self) -> StepPlan:
+        """Where each nonzero coefficient goes, for :func:`rk_step_fast` (built once per tableau)."""
+        return StepPlan.of(self)
 
 
-@dataclass(frozen=True)
-class FloatTableau:
-    """A tableau's nonzero coefficients as floats: ``a[i]`` and ``b`` hold ``(index, value)`` pairs."""
+class StepPlan:
+    """A tableau's nonzero coefficients in one vector, and for each stage and weight where to find its own.
 
-    c: tuple[float, ...]
-    a: tuple[tuple[tuple[int, float], ...], ...]
-    b: tuple[tuple[int, float], ...]
+    ``coefficients`` lists, in order, the nonzero ``a_ij`` of every stage, the nonzero ``b_i`` and each distinct
+    nonzero ``c_i``. ``stage_terms[i]`` holds ``(j, q)`` pairs: stage ``i`` adds coefficient ``q`` times ``k_j``;
+    ``stage_time[i]`` is the index of ``c_i`` (None for ``c_i = 0``); ``weights`` holds the ``(i, q)`` of the
+    solution. Multiplying the step size by :meth:`vector` gives every product ``h * coefficient`` at once.
+    """
+
+    def __init__(self, coefficients: tuple[float, ...], stage_terms: tuple[tuple[tuple[int, int], ...], ...],
+                 stage_time: tuple[Optional[int], ...], weights: tuple[tuple[int, int], ...]) -> None:
+        self.coefficients, self.stage_terms, self.stage_time, self.weights = (
+            coefficients, stage_terms, stage_time, weights)
+        self._vectors: dict[tuple[torch.dtype, torch.device], Tensor] = {}
+
+    @classmethod
+    def of(cls, tableau: ButcherTableau) -> StepPlan:
+        coefficients: list[float] = []
+
+        def index(value: F) -> int:
+            coefficients.append(float(value))
+            return len(coefficients) - 1
+
+        stage_terms = tuple(tuple((j, index(a)) for j, a in enumerate(row) if a != 0) for row in tableau.a)
+        weights = tuple((i, index(b)) for i, b in enumerate(tableau.b) if b != 0)
+        c_index: dict[F, int] = {}
+        for c in tableau.c:
+            if c != 0 and c not in c_index:
+                c_index[c] = index(c)
+        stage_time = tuple(c_index.get(c) for c in tableau.c)
+        return cls(tuple(coefficients), stage_terms, stage_time, weights)
+
+    def vector(self, dtype: torch.dtype, device: torch.device) -> Tensor:
+        """The coefficients as a tensor of this dtype and device (made once per pair)."""
+        key = (dtype, device)
+        if key not in self._vectors:
+            self._vectors[key] = torch.tensor(self.coefficients, dtype=dtype, device=device)
+        return self._vectors[key]
 
 
 EULER = ButcherTableau("euler", 1, c=[F(0)], a=[[]], b=[F(1)])
@@ -146,37 +173,37 @@ def rk_step_fast(
     tableau: ButcherTableau,
     t: Tensor,
     y: Tensor,
-    h: float,
-    t_end: Optional[Tensor] = None,
+    scaled: Sequence[Tensor],
     f0: Optional[Tensor] = None,
 ) -> tuple[Tensor, list[Tensor]]:
-    """:func:`rk_step` with the step size as a Python float: the same step in fewer tensor operations.
+    """:func:`rk_step` with the products ``h * coefficient`` computed beforehand: the same step, bit for bit.
 
-    Each term ``h a_ij k_j`` is one fused ``torch.add(..., alpha=h * a_ij)`` (no tensor for ``h``, no separate
-    product), zero coefficients cost nothing, and a stage time ``t + c h`` is computed once per distinct ``c``
-    (``t_end``, when given, is used for ``c = 1``). The times carry no gradient: the solvers use this step when
-    nothing asks for ``dL/dt`` through the grid, and :func:`rk_step` when something does. Values agree with
-    :func:`rk_step` to round-off (a fused multiply-add rounds once where a product and a sum round twice).
+    ``scaled`` holds the 0-dim tensors ``h * tableau.plan.vector(...)`` (one multiplication for every
+    coefficient of a step, or for every step of a grid at once, where :func:`rk_step` makes one per term), in
+    the order of :class:`StepPlan`. Zero coefficients cost nothing, and a stage time ``t + c h`` is computed
+    once per distinct ``c``. The step size carries no gradient to the times this way: the solvers use this step
+    when nothing asks for ``dL/dt`` through the step sizes, and :func:`rk_step` when something does.
     """
-    coeffs = tableau.floats
-    stage_times: dict[float, Tensor] = {0.0: t}
-    if t_end is not None:
-        stage_times[1.0] = t_end
+    plan = tableau.plan
+    stage_times: dict[int, Tensor] = {}
     ks: list[Tensor] = []
-    for i, (c_i, row) in enumerate(zip(coeffs.c, coeffs.a)):
+    for i, (terms, c_index) in enumerate(zip(plan.stage_terms, plan.stage_time)):
         if i == 0 and f0 is not None:
             ks.append(f0)
             continue
         y_stage = y
-        for j, a_ij in row:
-            y_stage = torch.add(y_stage, ks[j], alpha=h * a_ij)
-        time = stage_times.get(c_i)
-        if time is None:
-            time = stage_times[c_i] = t + h * c_i
+        for j, q in terms:
+            y_stage = y_stage + scaled[q] * ks[j]
+        if c_index is None:  # c_i = 0
+            time = t
+        elif c_index in stage_times:
+            time = stage_times[c_index]
+        else:
+            time = stage_times[c_index] = t + scaled[c_index]
         ks.append(func(time, y_stage))
     y_next = y
-    for i, b_i in coeffs.b:
-        y_next = torch.add(y_next, ks[i], alpha=h * b_i)
+    for i, q in plan.weights:
+        y_next = y_next + scaled[q] * ks[i]
     return y_next, ks
 
 
