@@ -18,16 +18,19 @@ contract and the test suite checks it with import-linter):
 5. **experiments**: :mod:`nodelib.experiments` (``python -m nodelib.experiments``) and their recorded results;
    :mod:`nodelib.plotting` for the chapters' figures.
 
-The names below are the everyday surface; everything else is reached through its module.
+The names below are the everyday surface (the solvers, the ODE block and its configuration, and the solver
+errors of :mod:`nodelib.errors`); everything else is reached through its module.
 """
 from . import ace, anodev2, gode  # noqa: F401  (each registers its classifier bodies or networks)
 from .adjoint import odeint_adjoint, odeint_checkpointed
 from .blocks import ODEBlock
 from .config import SolverConfig
-from .errors import RunError, SelectionUndefined, StepBudgetExceeded, StepSizeUnderflow
+from .errors import RunError, SelectionUndefined, SolverError, StepBudgetExceeded, StepSizeUnderflow
 from .solvers import SolveStats, odeint
 from .utils import seed_everything
 
-__all__ = ["odeint", "odeint_adjoint", "odeint_checkpointed", "ODEBlock", "SolverConfig", "SolveStats",
-           "StepBudgetExceeded", "StepSizeUnderflow", "RunError", "SelectionUndefined", "seed_everything"]
+__all__ = [
+    "odeint", "odeint_adjoint", "odeint_checkpointed", "ODEBlock", "SolverConfig", "SolveStats", "SolverError",
+    "StepBudgetExceeded", "StepSizeUnderflow", "RunError", "SelectionUndefined", "seed_everything",
+]
 __version__ = "0.1.0"

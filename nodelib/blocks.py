@@ -208,9 +208,8 @@ class ODEBlock(nn.Module):
 
             if cfg.gradient == "adjoint":
                 return odeint_adjoint(
-                    self._counted_field, z0, t, **cfg.nodelib_kwargs(), adjoint_method=cfg.adjoint_method,
-                    adjoint_rtol=cfg.adjoint_rtol, adjoint_atol=cfg.adjoint_atol,
-                    adjoint_step_size=cfg.adjoint_step_size, adjoint_params=tuple(self._module().parameters()),
+                    self._counted_field, z0, t, **cfg.nodelib_kwargs(), **cfg.nodelib_adjoint_kwargs(),
+                    adjoint_params=tuple(self._module().parameters()),
                 )
             if cfg.gradient == "checkpointed":
                 return odeint_checkpointed(self._counted_field, z0, t, method=cfg.method, step_size=cfg.step_size,

@@ -19,25 +19,18 @@ Every combination of ``backend`` (``"torchdiffeq"`` or ``"nodelib"``) and ``grad
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Union
 
-from ._impl.checks import check_positive_int
+from ._impl.checks import check_positive, check_positive_int
+from ._impl.methods import ADJOINT_NORMS, FIXED_METHODS, check_method, is_fixed_step
+
+__all__ = ["SolverConfig", "BACKENDS", "GRADIENTS", "ADJOINT_NORMS", "FIXED_METHODS"]
 
 BACKENDS = ("torchdiffeq", "nodelib")
 GRADIENTS = ("backprop", "adjoint", "checkpointed")
-#: torchdiffeq's fixed-grid methods, and the nodelib ones; anything else is adaptive.
-FIXED_METHODS = ("euler", "midpoint", "rk4", "rk38", "explicit_adams", "implicit_adams",
-                 "fixed_adams", "rk3", "heun2", "heun3")
-
-
-def _positive(name: str, value: Any, allow_none: bool = False) -> Optional[float]:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return float(value)
+# FIXED_METHODS (every fixed-step name, on either backend) and ADJOINT_NORMS are defined once, in
+# nodelib._impl.methods.
 
 
 @dataclass(frozen=True)
@@ -54,6 +47,10 @@ class SolverConfig:
         gradient: ``"backprop"``, ``"adjoint"`` or ``"checkpointed"`` (see the module docstring).
         adjoint_method, adjoint_rtol, adjoint_atol, adjoint_step_size: the backward solve of the adjoint
             (None: the same as the forward solve).
+        adjoint_norm: how the adjoint's adaptive backward solve measures its error: ``"mixed"`` (default, the
+            largest RMS of state, adjoint and each parameter gradient), ``"seminorm"`` (without the parameter
+            gradients: fewer backward steps) or ``"rms"`` (one RMS over everything; nodelib's earlier
+            behaviour). On the torchdiffeq backend, ``"seminorm"`` is its ``adjoint_options={"norm": "seminorm"}``.
         checkpoint_every: steps between stored states with ``gradient="checkpointed"`` on the nodelib backend.
     """
 
@@ -69,6 +66,7 @@ class SolverConfig:
     adjoint_rtol: Optional[float] = None
     adjoint_atol: Optional[float] = None
     adjoint_step_size: Optional[float] = None
+    adjoint_norm: str = "mixed"
     checkpoint_every: int = 1
 
     def __post_init__(self) -> None:
@@ -79,15 +77,15 @@ class SolverConfig:
         if self.gradient not in GRADIENTS:
             raise ValueError(f"gradient must be one of {GRADIENTS}, got {self.gradient!r}")
         if self.backend == "nodelib":
-            from .solvers import check_method
-
             check_method(self.method)
             if self.adjoint_method is not None:
                 check_method(self.adjoint_method)
-        _positive("rtol", self.rtol)
-        _positive("atol", self.atol)
+        check_positive("rtol", self.rtol)
+        check_positive("atol", self.atol)
         for name in ("step_size", "first_step", "adjoint_rtol", "adjoint_atol", "adjoint_step_size"):
-            _positive(name, getattr(self, name), allow_none=True)
+            check_positive(name, getattr(self, name), allow_none=True)
+        if self.adjoint_norm not in ADJOINT_NORMS:
+            raise ValueError(f"adjoint_norm must be one of {ADJOINT_NORMS}, got {self.adjoint_norm!r}")
         check_positive_int("max_steps", self.max_steps)
         check_positive_int("checkpoint_every", self.checkpoint_every)
         if self.step_size is not None and not self.is_fixed_step:
@@ -99,7 +97,7 @@ class SolverConfig:
 
     @property
     def is_fixed_step(self) -> bool:
-        return self.method in FIXED_METHODS
+        return is_fixed_step(self.method)
 
     def replace(self, **changes: Any) -> SolverConfig:
         """A copy with some fields changed (checked again)."""
@@ -112,7 +110,7 @@ class SolverConfig:
 
         Takes the field names above and torchdiffeq's vocabulary: ``options={"step_size", "first_step",
         "max_num_steps"}``, ``adjoint=True`` (= ``gradient="adjoint"``) and ``adjoint_options`` (its
-        ``step_size`` becomes ``adjoint_step_size``).
+        ``step_size`` becomes ``adjoint_step_size``, its ``norm`` ``adjoint_norm``).
         """
         base = base or cls()
         if settings is None:
@@ -135,9 +133,10 @@ class SolverConfig:
                     changes[target] = v
             elif key == "adjoint_options":
                 for option, v in dict(value or {}).items():
-                    if option != "step_size":
-                        raise ValueError(f"adjoint_options may hold step_size only, got {option!r}")
-                    changes["adjoint_step_size"] = v
+                    target = {"step_size": "adjoint_step_size", "norm": "adjoint_norm"}.get(option)
+                    if target is None:
+                        raise ValueError(f"adjoint_options may hold step_size and norm only, got {option!r}")
+                    changes[target] = v
             elif key == "adjoint":
                 if not isinstance(value, bool):
                     raise TypeError(f"adjoint must be True or False, got {value!r}")
@@ -146,13 +145,13 @@ class SolverConfig:
                 known = sorted(fields | {"options", "adjoint", "adjoint_options"})
                 raise ValueError(f"unknown solver setting {key!r}; known: {', '.join(known)}")
         method = changes.get("method")
-        if method is not None and method not in FIXED_METHODS and "step_size" not in changes:
+        if method is not None and not is_fixed_step(method) and "step_size" not in changes:
             changes["step_size"] = None  # a new adaptive method drops the base's step size
         return dataclasses.replace(base, **changes)
 
     def _torchdiffeq_options(self, method: str, step_size: Optional[float], first_step: Optional[float]) -> dict[str, Any]:
         # torchdiffeq warns about options a method does not take, so each family gets only its own
-        if method in FIXED_METHODS:
+        if is_fixed_step(method):
             return {} if step_size is None else {"step_size": step_size}
         return {"max_num_steps": self.max_steps, **({} if first_step is None else {"first_step": first_step})}
 
@@ -164,9 +163,17 @@ class SolverConfig:
     def torchdiffeq_adjoint_kwargs(self) -> dict[str, Any]:
         """The backward solve's settings in ``torchdiffeq.odeint_adjoint``'s names (unset: the forward ones)."""
         method = self.adjoint_method or self.method
+        options = self._torchdiffeq_options(method, self.adjoint_step_size or self.step_size, None)
+        if not is_fixed_step(method) and self.adjoint_norm != "mixed":  # "mixed" is torchdiffeq's default
+            options["norm"] = "seminorm" if self.adjoint_norm == "seminorm" else _torchdiffeq_rms_norm
         return {"adjoint_method": method, "adjoint_rtol": self.adjoint_rtol or self.rtol,
-                "adjoint_atol": self.adjoint_atol or self.atol,
-                "adjoint_options": self._torchdiffeq_options(method, self.adjoint_step_size or self.step_size, None)}
+                "adjoint_atol": self.adjoint_atol or self.atol, "adjoint_options": options}
+
+    def nodelib_adjoint_kwargs(self) -> dict[str, Any]:
+        """The backward solve's settings for :func:`nodelib.adjoint.odeint_adjoint` (None: the forward ones)."""
+        return {"adjoint_method": self.adjoint_method, "adjoint_rtol": self.adjoint_rtol,
+                "adjoint_atol": self.adjoint_atol, "adjoint_step_size": self.adjoint_step_size,
+                "adjoint_norm": self.adjoint_norm}
 
     def nodelib_kwargs(self) -> dict[str, Any]:
         """``method``, ``rtol``, ``atol``, ``step_size``, ``max_steps`` and ``options`` for nodelib's solvers."""
@@ -178,3 +185,10 @@ class SolverConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def _torchdiffeq_rms_norm(tensors: Any) -> Any:
+    """One RMS over torchdiffeq's whole augmented state (``adjoint_norm="rms"`` on that backend)."""
+    import torch
+
+    return torch.cat([x.reshape(-1) for x in tensors]).pow(2).mean().sqrt()

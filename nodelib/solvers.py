@@ -24,30 +24,22 @@ from torch import Tensor
 
 from ._impl import checks
 from ._impl.dopri5 import integrate_dopri5
-from .errors import StepBudgetExceeded, StepSizeUnderflow
 from ._impl.fixed_grid import integrate_fixed, step_grid
-from ._impl.rk import DOPRI5, EULER, MIDPOINT, RK4, RK38, ButcherTableau, rk_step
+from ._impl.methods import ADAPTIVE_METHODS, FIXED_STEP_METHODS, TABLEAUS, check_method
+from ._impl.rk import ButcherTableau, rk_step
 from ._impl.stats import SolveStats
 from ._impl.structure import State, Structure
+from .errors import SolverError, StepBudgetExceeded, StepSizeUnderflow
 
 __all__ = [
-    "odeint", "SolveStats", "StepBudgetExceeded", "StepSizeUnderflow", "estimate_order",
-    "ButcherTableau", "rk_step", "TABLEAUS", "FIXED_STEP_METHODS", "ADAPTIVE_METHODS",
+    "odeint", "SolveStats", "SolverError", "StepBudgetExceeded", "StepSizeUnderflow", "estimate_order",
+    "ButcherTableau", "rk_step", "TABLEAUS", "FIXED_STEP_METHODS", "ADAPTIVE_METHODS", "check_method",
 ]
 
-FIXED_STEP_METHODS: dict[str, ButcherTableau] = {tb.name: tb for tb in (EULER, MIDPOINT, RK4, RK38)}
-ADAPTIVE_METHODS: dict[str, ButcherTableau] = {DOPRI5.name: DOPRI5}
-#: Every method's Butcher tableau by name; with :func:`rk_step` a reader can take steps of any of them by hand.
-TABLEAUS: dict[str, ButcherTableau] = {**FIXED_STEP_METHODS, **ADAPTIVE_METHODS}
+# The method lists live in nodelib._impl.methods (one place); TABLEAUS is every method's Butcher tableau by
+# name, with which and :func:`rk_step` a reader can take steps of any of them by hand.
 OPTION_KEYS = ("step_size", "max_num_steps", "first_step")
 Tolerance = Union[float, Sequence[float]]
-
-
-def check_method(method: Any) -> str:
-    if not isinstance(method, str) or method not in TABLEAUS:
-        known = ", ".join(repr(m) for m in TABLEAUS)
-        raise ValueError(f"unknown method {method!r}; nodelib's solvers are {known}")
-    return method
 
 
 def merge_options(step_size: Optional[float], max_steps: int, options: Optional[Mapping[str, Any]]
@@ -93,7 +85,31 @@ def solve_flat(
             "to set only the first)"
         )
     first_step = checks.check_positive("first_step", first_step, allow_none=True)
+    if t.requires_grad and torch.is_grad_enabled() and len(t) > 1:
+        return _with_time_gradient(counted, y0, t, lambda start: integrate_dopri5(
+            counted, start, t.detach(), rtol, atol, max_steps, first_step, stats, norm))
     return integrate_dopri5(counted, y0, t, rtol, atol, max_steps, first_step, stats, norm)
+
+
+def _with_time_gradient(func: Callable[[Tensor, Tensor], Tensor], y0: Tensor, t: Tensor,
+                        solve: Callable[[Tensor], Tensor]) -> Tensor:
+    """``solve(y0)``, with ``dL/dt`` attached: the adaptive solver picks its steps outside autograd's view.
+
+    Two first-order facts about the exact solution give the time gradients. Moving an output time ``t_j``
+    (``j >= 1``) moves the output along the solution, ``dy_j/dt_j = f(t_j, y_j)``; and starting at ``t_0 + δ``
+    from ``y0`` is, to first order, starting at ``t_0`` from ``y0 - δ f(t_0, y0)``. Both enter as terms
+    ``(t - t.detach()) * f``: zero in value, so the solution is unchanged, with derivative ``f`` in ``t``.
+    The result is the time gradient of the exact solution, evaluated on the computed one (as the adjoint's
+    is), for ``len(t)`` extra evaluations of ``f``.
+    """
+    shift = t - t.detach()  # zero, with d(shift)/dt = 1
+    with torch.no_grad():
+        f0 = func(t[0].detach(), y0.detach())
+    ys = solve(y0 - shift[0] * f0)
+    with torch.no_grad():
+        ends = torch.stack([func(t[j].detach(), ys[j].detach()) for j in range(1, len(t))])
+    moved = ys[1:] + shift[1:].reshape(-1, *([1] * y0.dim())) * ends
+    return torch.cat([y0.unsqueeze(0), moved])
 
 
 @overload
@@ -136,7 +152,8 @@ def odeint(
         y0: the initial state: a floating-point tensor of any shape, or a tuple of such tensors (one dtype
             and device) for a structured state, in which case ``func`` returns a tuple of the same shapes.
         t: 1-D, strictly increasing or strictly decreasing times; ``t[0]`` is the initial time. It is cast to
-            y0's dtype (an error says so if that cast would make two times equal).
+            y0's dtype (an error says so if that cast would make two times equal). A single time returns y0
+            (as ``y0[None]``), as torchdiffeq does.
         method: ``"euler"``, ``"midpoint"``, ``"rk4"``, ``"rk38"`` (fixed steps) or ``"dopri5"`` (adaptive).
         rtol, atol: relative and absolute tolerances of the adaptive method: numbers, or for a tuple state
             one number per part. A tuple state's error is measured part by part (the largest of the parts'
@@ -158,13 +175,17 @@ def odeint(
       land on ``t[-1]``) and reads an output time that falls *inside* a step off the straight line between the
       step's ends: linear interpolation, first-order accurate, whatever the method's order. dopri5 fills such
       times with its fourth-order dense output.
-    - ``loss.backward()`` differentiates through every operation of the solve (backpropagation). The
-      adaptive solver chooses its steps with Python floats, outside the graph, so gradients reach ``y0`` and
-      the field's parameters but not ``t``: ``t.grad`` stays None. :func:`nodelib.adjoint.odeint_adjoint`
-      gives ``dL/dt`` too.
+    - ``loss.backward()`` differentiates through every operation of the solve (backpropagation), so
+      gradients reach ``y0`` and the field's parameters. Times: a fixed-step solve differentiates its grid
+      (the exact gradient of the discrete computation in ``t``). The adaptive solver chooses its steps with
+      Python floats, outside the graph; when ``t.requires_grad`` it attaches the time gradient of the exact
+      solution instead (``dL/dt_j = ∂L/∂y_j · f(t_j, y_j)`` for an output time, and the matching term for
+      ``t[0]``), which costs ``len(t)`` extra evaluations of ``func``, as torchdiffeq and
+      :func:`nodelib.adjoint.odeint_adjoint` give it.
 
     Raises:
-        TypeError, ValueError: for input that is not what is described above (the message says what).
+        TypeError, ValueError: for input that is not what is described above (the message says what),
+            including a float16 or bfloat16 state (nodelib's solvers work in float32 and float64).
         StepBudgetExceeded: when the solve needs more than ``max_steps`` steps.
         StepSizeUnderflow: when the adaptive step size shrinks to round-off (the error control cannot be met).
         FloatingPointError: when a fixed-step solution becomes NaN or infinite (an unstable step size), or the

@@ -16,11 +16,24 @@ def check_positive_int(name: str, value: Any, *, minimum: int = 1) -> int:
     return value
 
 
+#: The dtypes nodelib's solvers integrate in.
+SOLVER_DTYPES = (torch.float32, torch.float64)
+
+
 def check_tensor_state(y0: Any, name: str = "y0") -> Tensor:
     if not isinstance(y0, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(y0).__name__}")
     if not y0.is_floating_point():
         raise TypeError(f"{name} must have a floating-point dtype (float32 or float64), got {y0.dtype}")
+    if y0.dtype not in SOLVER_DTYPES:
+        # Half precision cannot carry the error control: float16 keeps about 3 significant digits and bfloat16
+        # about 2, and the default atol (1e-9) rounds to zero in float16, which made the error scale zero, the
+        # first step NaN and the solve spin through its whole step budget before this check existed.
+        raise TypeError(
+            f"{name} is {y0.dtype}: nodelib's solvers work in float32 or float64 only. Half precision keeps about "
+            "3 significant digits (float16) or 2 (bfloat16), too few for the step-size control and the "
+            f"tolerances. Solve in float32 ({name}.float(), and the field with .float()) and cast the result back"
+        )
     if y0.numel() == 0:
         raise ValueError(f"{name} is empty (shape {tuple(y0.shape)}): there is no state to integrate")
     if not torch.isfinite(y0).all():
@@ -29,7 +42,11 @@ def check_tensor_state(y0: Any, name: str = "y0") -> Tensor:
 
 
 def check_time_grid(t: Any, y0: Tensor) -> Tensor:
-    """A 1-D, finite, strictly monotone grid of at least two times, cast to y0's dtype and device."""
+    """A 1-D, finite, strictly monotone grid of at least one time, cast to y0's dtype and device.
+
+    A single time is the initial time alone: the solvers return ``y0`` (shape ``(1, *y0.shape)``), as
+    torchdiffeq does.
+    """
     if not isinstance(t, Tensor):
         try:
             t = torch.as_tensor(t)
@@ -37,8 +54,8 @@ def check_time_grid(t: Any, y0: Tensor) -> Tensor:
             raise TypeError(f"t must be a 1-D tensor (or sequence) of times, got {type(t).__name__}") from exc
     if t.dim() != 1:
         raise ValueError(f"t must be a 1-D time grid, got a tensor of shape {tuple(t.shape)}")
-    if t.numel() < 2:
-        raise ValueError(f"t must hold at least two times (start and end), got {t.numel()}")
+    if t.numel() < 1:
+        raise ValueError("t is empty: it must hold at least the initial time")
     if t.is_complex():
         raise TypeError("t must be real")
     if t.device != y0.device:
@@ -66,6 +83,9 @@ def _strictly_monotone(t: Tensor) -> bool:
 
 
 def check_positive(name: str, value: Any, *, allow_none: bool = False) -> Any:
+    """``value`` if it is a positive finite number (or a one-element tensor holding one, returned as a number);
+    None if ``allow_none``. Otherwise a TypeError (not a number) or a ValueError that names it: the one check of
+    positive numbers in nodelib's solvers and :class:`nodelib.SolverConfig`."""
     if value is None and allow_none:
         return None
     if isinstance(value, Tensor):

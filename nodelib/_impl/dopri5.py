@@ -12,14 +12,17 @@ so the step sizes are chosen by accuracy alone, not by how densely the output is
 """
 from __future__ import annotations
 
-from typing import Callable, Optional, Union
+from typing import Callable, Optional, Sequence, Union
 
 import torch
 from torch import Tensor
 
-from .rk import DOPRI5, DOPRI5_MID, combine, quartic_interpolant, rk_step
+from ..errors import StepBudgetExceeded, StepSizeUnderflow
+from .rk import DOPRI5, DOPRI5_MID, combine, quartic_interpolant, rk_step_fast
 from .stats import SolveStats
 from ..errors import StepBudgetExceeded, StepSizeUnderflow  # noqa: F401  (re-exported for old imports)
+
+__all__ = ["integrate_dopri5", "initial_step", "step_factor", "StepBudgetExceeded", "StepSizeUnderflow"]
 
 Func = Callable[[Tensor, Tensor], Tensor]
 Norm = Callable[[Tensor], Tensor]
@@ -29,12 +32,25 @@ SAFETY = 0.9
 assert DOPRI5.b_hat is not None
 #: weights of the local error estimate: fifth-order minus embedded fourth-order solution
 ERROR_WEIGHTS = [b - bh for b, bh in zip(DOPRI5.b, DOPRI5.b_hat)]
+# the step's coefficients, then the error weights: one multiplication by h gives every product a step needs
+_N_STEP = len(DOPRI5.plan.coefficients)
+_ERROR_TERMS = [(i, _N_STEP + n) for n, i in enumerate(i for i, w in enumerate(ERROR_WEIGHTS) if w != 0)]
+_COEFFICIENTS = [*DOPRI5.plan.coefficients, *(float(w) for w in ERROR_WEIGHTS if w != 0)]
 IFACTOR = 10.0  # largest growth of the step size from one step to the next
 DFACTOR = 0.2  # largest shrink
 
 
 def _rms(x: Tensor) -> Tensor:
     return x.detach().pow(2).mean().sqrt()
+
+
+def _local_error(ks: list[Tensor], scaled: Sequence[Tensor]) -> Tensor:
+    """``h * sum_i (b_i - b_hat_i) k_i``: the fifth-order minus the embedded fourth-order step."""
+    (i0, q0), *rest = _ERROR_TERMS
+    err = scaled[q0] * ks[i0]
+    for i, q in rest:
+        err = err + scaled[q] * ks[i]
+    return err
 
 
 def _error_ratio(err: Tensor, y: Tensor, y_new: Tensor, rtol: Tol, atol: Tol, norm: Norm) -> float:
@@ -92,6 +108,8 @@ def integrate_dopri5(
     def as_time(value: float) -> Tensor:
         return torch.as_tensor(value, dtype=dtype, device=device)
 
+    if len(times) == 1:  # a single time: the solution is the initial state (a copy), as in torchdiffeq
+        return torch.stack([y0])
     t_now, y = times[0], y0
     f_now = func(as_time(t_now), y)
     _check_finite_field(f_now, t_now)
@@ -104,6 +122,7 @@ def integrate_dopri5(
     outputs = [y0]
     j = 1
     tiny = 4 * torch.finfo(dtype).eps
+    coefficients = torch.tensor(_COEFFICIENTS, dtype=dtype, device=device)
     nonfinite_trials = 0  # consecutive trial steps rejected because they produced NaN or inf
     while j < len(times):
         if stats.n_steps + stats.n_rejected >= max_steps:
@@ -116,6 +135,11 @@ def integrate_dopri5(
         remaining = abs(t_end - t_now)
         if h >= remaining * (1 - 1e-12):  # last step: land exactly on the end time
             h = remaining
+        if h != h:  # NaN: the error control has nothing to go on (a non-finite error estimate or tolerance)
+            raise FloatingPointError(
+                f"dopri5's step size became NaN at t={t_now:g}: the error estimate is not a number. The tolerances "
+                "or the vector field's values there are not finite."
+            )
         if h <= tiny * max(1.0, abs(t_now)):
             if nonfinite_trials:
                 raise FloatingPointError(
@@ -127,8 +151,9 @@ def integrate_dopri5(
                 "The solution may be blowing up or the vector field may be discontinuous there."
             )
         h_signed = as_time(direction * h)
-        y_new, ks = rk_step(func, DOPRI5, as_time(t_now), y, h_signed, f0=f_now)
-        err = combine(torch.zeros_like(y), h_signed, ERROR_WEIGHTS, ks)
+        scaled = (h_signed * coefficients).unbind()  # h times every coefficient of the step, at once
+        y_new, ks = rk_step_fast(func, DOPRI5, as_time(t_now), y, scaled, f0=f_now)
+        err = _local_error(ks, scaled)
         ratio = _error_ratio(err, y, y_new, rtol, atol, norm)
         if ratio != ratio or ratio == float("inf"):  # NaN or inf: the trial step blew up, shrink hard
             stats.n_rejected += 1

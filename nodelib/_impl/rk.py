@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction as F
+from functools import cached_property
 from typing import Callable, Optional, Sequence
 
+import torch
 from torch import Tensor
 
 Func = Callable[[Tensor, Tensor], Tensor]
@@ -34,6 +36,51 @@ class ButcherTableau:
     @property
     def stages(self) -> int:
         return len(self.b)
+
+    @cached_property
+    def plan(self) -> StepPlan:
+        """Where each nonzero coefficient goes, for :func:`rk_step_fast` (built once per tableau)."""
+        return StepPlan.of(self)
+
+
+class StepPlan:
+    """A tableau's nonzero coefficients in one vector, and for each stage and weight where to find its own.
+
+    ``coefficients`` lists, in order, the nonzero ``a_ij`` of every stage, the nonzero ``b_i`` and each distinct
+    nonzero ``c_i``. ``stage_terms[i]`` holds ``(j, q)`` pairs: stage ``i`` adds coefficient ``q`` times ``k_j``;
+    ``stage_time[i]`` is the index of ``c_i`` (None for ``c_i = 0``); ``weights`` holds the ``(i, q)`` of the
+    solution. Multiplying the step size by :meth:`vector` gives every product ``h * coefficient`` at once.
+    """
+
+    def __init__(self, coefficients: tuple[float, ...], stage_terms: tuple[tuple[tuple[int, int], ...], ...],
+                 stage_time: tuple[Optional[int], ...], weights: tuple[tuple[int, int], ...]) -> None:
+        self.coefficients, self.stage_terms, self.stage_time, self.weights = (
+            coefficients, stage_terms, stage_time, weights)
+        self._vectors: dict[tuple[torch.dtype, torch.device], Tensor] = {}
+
+    @classmethod
+    def of(cls, tableau: ButcherTableau) -> StepPlan:
+        coefficients: list[float] = []
+
+        def index(value: F) -> int:
+            coefficients.append(float(value))
+            return len(coefficients) - 1
+
+        stage_terms = tuple(tuple((j, index(a)) for j, a in enumerate(row) if a != 0) for row in tableau.a)
+        weights = tuple((i, index(b)) for i, b in enumerate(tableau.b) if b != 0)
+        c_index: dict[F, int] = {}
+        for c in tableau.c:
+            if c != 0 and c not in c_index:
+                c_index[c] = index(c)
+        stage_time = tuple(c_index.get(c) for c in tableau.c)
+        return cls(tuple(coefficients), stage_terms, stage_time, weights)
+
+    def vector(self, dtype: torch.dtype, device: torch.device) -> Tensor:
+        """The coefficients as a tensor of this dtype and device (made once per pair)."""
+        key = (dtype, device)
+        if key not in self._vectors:
+            self._vectors[key] = torch.tensor(self.coefficients, dtype=dtype, device=device)
+        return self._vectors[key]
 
 
 EULER = ButcherTableau("euler", 1, c=[F(0)], a=[[]], b=[F(1)])
@@ -118,6 +165,45 @@ def rk_step(
     for b_i, k_i in zip(tableau.b, ks):
         if b_i != 0:
             y_next = y_next + (h * float(b_i)) * k_i
+    return y_next, ks
+
+
+def rk_step_fast(
+    func: Func,
+    tableau: ButcherTableau,
+    t: Tensor,
+    y: Tensor,
+    scaled: Sequence[Tensor],
+    f0: Optional[Tensor] = None,
+) -> tuple[Tensor, list[Tensor]]:
+    """:func:`rk_step` with the products ``h * coefficient`` computed beforehand: the same step, bit for bit.
+
+    ``scaled`` holds the 0-dim tensors ``h * tableau.plan.vector(...)`` (one multiplication for every
+    coefficient of a step, or for every step of a grid at once, where :func:`rk_step` makes one per term), in
+    the order of :class:`StepPlan`. Zero coefficients cost nothing, and a stage time ``t + c h`` is computed
+    once per distinct ``c``. The step size carries no gradient to the times this way: the solvers use this step
+    when nothing asks for ``dL/dt`` through the step sizes, and :func:`rk_step` when something does.
+    """
+    plan = tableau.plan
+    stage_times: dict[int, Tensor] = {}
+    ks: list[Tensor] = []
+    for i, (terms, c_index) in enumerate(zip(plan.stage_terms, plan.stage_time)):
+        if i == 0 and f0 is not None:
+            ks.append(f0)
+            continue
+        y_stage = y
+        for j, q in terms:
+            y_stage = y_stage + scaled[q] * ks[j]
+        if c_index is None:  # c_i = 0
+            time = t
+        elif c_index in stage_times:
+            time = stage_times[c_index]
+        else:
+            time = stage_times[c_index] = t + scaled[c_index]
+        ks.append(func(time, y_stage))
+    y_next = y
+    for i, q in plan.weights:
+        y_next = y_next + scaled[q] * ks[i]
     return y_next, ks
 
 

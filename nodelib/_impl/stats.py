@@ -36,6 +36,12 @@ class SolveStats:
         self.step_starts.append(t0)
         self.step_sizes.append(h)
 
+    def record_steps(self, starts: list[float], sizes: list[float]) -> None:
+        """Record several accepted steps at once (the fixed-step driver does, after its loop)."""
+        self.n_steps += len(starts)
+        self.step_starts.extend(starts)
+        self.step_sizes.extend(sizes)
+
     def __str__(self) -> str:
         rejected = f", {self.n_rejected} rejected" if self.n_rejected else ""
         return f"{self.method}: {self.n_steps} steps{rejected}, {self.nfe} function evaluations"

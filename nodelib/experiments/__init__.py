@@ -11,8 +11,9 @@ function that writes ``result.json`` atomically with the command, the machine an
 - :mod:`.comparison`: variants x seeds, paired by seed, with the claims they test (``anodev2-compare``,
   ``gode-compare``, ``mnist5k-ace-compare``); :mod:`.ace_physionet` (``physionet-ace``) and
   :mod:`.gode_tables` (``gode-table2`` to ``-table4``) are comparisons too;
-- the measurements of chapters 2-4 (:mod:`.adjoint_memory`, :mod:`.spiral_solvers`, :mod:`.latent_spirals`,
-  :mod:`.augmentation_nfe`) and the GPU benchmark :mod:`.gpu_speed`.
+- the measurements of chapters 1-4 (:mod:`.solver_speed`, :mod:`.adjoint_memory`, :mod:`.adjoint_norms`,
+  :mod:`.spiral_solvers`, :mod:`.latent_spirals`, :mod:`.augmentation_nfe`) and the GPU benchmark
+  :mod:`.gpu_speed`.
 
 Recorded runs that the book shows are shipped with the package in ``nodelib/experiments/results/`` (so that
 a chapter opened on Colab finds them too) and read with :func:`load_result`.

@@ -132,6 +132,7 @@ def train_variant(variant: str, seed: int, data: dict[str, Any], config: PhysioN
                   device: Optional[torch.device] = None) -> tuple[Any, dict[str, Any]]:
     """Train one variant with one seed; return the model (selected epoch's weights) and its record."""
     from ..config import SolverConfig
+    from ..solvers import FIXED_STEP_METHODS
     from ..utils import seed_everything
     from ..ace import LatentODEModel, attention_health, attention_penalty, evaluate_series, hold_out, \
         split_parameters
@@ -141,7 +142,7 @@ def train_variant(variant: str, seed: int, data: dict[str, Any], config: PhysioN
     device = device or torch.device("cpu")
     attention, training, lam, _ = parse_variant(variant, config.lam, config.clip)
     times = data["times"]
-    fixed_step = config.method in ("euler", "midpoint", "rk4")
+    fixed_step = config.method in FIXED_STEP_METHODS
     solver = SolverConfig(method=config.method, rtol=config.rtol, atol=config.atol, backend="nodelib",
                           step_size=config.step_size or (float(times[1]) if fixed_step else None), gradient="backprop")
     seed_everything(seed)

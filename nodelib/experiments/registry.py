@@ -12,7 +12,16 @@ from typing import Any
 
 from .._impl.registry import Registry
 from ..claims import Claim
-from . import ace_physionet, adjoint_memory, augmentation_nfe, gpu_speed, latent_spirals, spiral_solvers
+from . import (
+    ace_physionet,
+    adjoint_memory,
+    adjoint_norms,
+    augmentation_nfe,
+    gpu_speed,
+    latent_spirals,
+    solver_speed,
+    spiral_solvers,
+)
 from .base import Context, Experiment
 from .classifier import ClassifierConfig, run_classifier
 from .comparison import ANODEV2Comparison, ClassifierSweep, GODEComparison, run_anodev2, run_classifier_sweep, run_gode
@@ -252,7 +261,15 @@ for _table, _text in (("2", "m, k and T (Table 2)"), ("3", "dopri5 against Euler
         GODETable(table=_table), run_table,
         {"rows": (1,), "seeds": (0,), "knots": ("uniform",)}))
 
-# --- chapters 2-4 and the GPU benchmark ---
+# --- chapters 1-4 and the GPU benchmark ---
+register(Experiment(
+    "solver-speed", 1, "fixed-step solves, time per step: nodelib against torchdiffeq side by side (CPU)",
+    "chapter 1; torchdiffeq 0.2.5", solver_speed.Config(), solver_speed.run,
+    {"repeats": 2, "inner": 1, "step": 0.1}))
+register(Experiment(
+    "adjoint-norms", 2, "gradient error and backward NFE of the adjoint's error norms against the network's width",
+    "chapter 2; Kidger, Chen & Lyons 2021 (seminorm); torchdiffeq's seminorm case", adjoint_norms.Config(),
+    adjoint_norms.run, {"widths": (8,), "seeds": (0,)}))
 register(Experiment(
     "adjoint-memory", 2, "peak memory and time of backprop, adjoint and checkpointing vs. solver steps", "chapter 2",
     adjoint_memory.Config(), adjoint_memory.run, {"steps": (4,), "dim": 8, "hidden": 16, "batch": 8}))
