@@ -223,7 +223,7 @@ def judge(claim: Claim, runs: Optional[Iterable[Mapping[str, Any]]] = None, *, v
     diffs = [sign * (x - y) for x, y in values]
     mean = statistics.fmean(diffs)
     sd = statistics.stdev(diffs) if n > 1 else math.nan
-    common = dict(n=n, mean_difference=mean, model_mean=statistics.fmean(model), baseline_mean=statistics.fmean(base),
+    common: dict[str, Any] = dict(n=n, mean_difference=mean, model_mean=statistics.fmean(model), baseline_mean=statistics.fmean(base),
                   model_std=statistics.stdev(model) if n > 1 else 0.0,
                   baseline_std=statistics.stdev(base) if n > 1 else 0.0, seeds=tuple(pairs))
     if n < 2:

@@ -4,7 +4,8 @@
 - :func:`synthetic_heartbeats`: ECG beats of the five MIT-BIH classes, generated from a sum-of-waves model so
   that a CPU can train on them; :func:`load_mitbih_csv` reads the real MIT-BIH heartbeat CSV files (187
   samples, then the label, per row) that Facci & Zurlo (2022, Sec. 4.2) use.
-- :func:`image_dataset`: MNIST, SVHN and CIFAR-10 through torchvision's own loaders (downloaded when online);
+- :func:`load`: every registered data set by name (Fashion-MNIST, MNIST, SVHN, CIFAR-10 through torchvision's
+  loaders, read from a data root and downloaded only when asked);
   :func:`synthetic_images`: generated images of the same shapes, for smoke runs and throughput measurements.
 
 Every loader returns tensors or datasets whose items are ``(x, label)`` with ``x`` of shape ``(C, L)`` or
@@ -12,6 +13,7 @@ Every loader returns tensors or datasets whose items are ``(x, label)`` with ``x
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 import os
@@ -382,10 +384,8 @@ def _download(url: str, path: Path) -> None:
             tmp.write_bytes(response.read())
     except (urllib.error.URLError, TimeoutError, OSError) as err:
         if made:
-            try:
+            with contextlib.suppress(OSError):
                 path.parent.rmdir()
-            except OSError:
-                pass
         reason = getattr(err, "reason", err)
         raise FileNotFoundError(
             f"could not download {url} ({reason}). On a machine without the internet, put the file in {path.parent} "

@@ -114,8 +114,9 @@ def relation(value: float, reference: float, *, factor: float = 1.5, margin: flo
 
 def glue(name: str, value: Any) -> None:
     """Store ``value`` under ``name`` for the book's prose (``{glue:text}`name``` in a markdown cell), without
-    displaying it (and returning nothing, so that a cell ending with a glue shows no output). Strings are inserted as they are, so format numbers first
-    (``glue("auc", f"{auc:.3f}")``), or glue the number and format in the role (``{glue:text}`auc:.3f```).
+    displaying it (and returning nothing, so that a cell ending with a glue shows no output). Strings are
+    inserted as they are, so format numbers first (``glue("auc", f"{auc:.3f}")``), or glue the number and
+    format in the role (``{glue:text}`auc:.3f```).
 
     The output is the one myst-nb's ``glue(name, value, display=False)`` writes; outside IPython this does
     nothing, so library code and scripts may call it too.

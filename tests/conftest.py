@@ -70,8 +70,9 @@ def check_recorded_comparison(name: str, parser, by: str, variants, data: dict) 
     validation epoch, and the summary follows from the runs. Returns the parsed arguments and the result."""
     import shlex
 
-    from nodelib.experiments import load_result
     from nodelib.experiments.compare import summarise
+
+    from nodelib.experiments import load_result
 
     recorded = load_result(name)
     assert recorded["complete"] and "+dirty" not in recorded["machine"]["revision"]

@@ -13,7 +13,6 @@ import struct
 import numpy as np
 import pytest
 import torch
-
 from conftest import requires_data
 
 from nodelib import datasets

@@ -87,6 +87,20 @@ def test_every_other_registered_experiment_runs_at_smoke_size(name, tmp_path):
     _smoke(name, tmp_path)
 
 
+def test_every_declared_claim_compares_variants_its_experiment_runs():
+    """A claim naming a variant the registered configuration never runs could only ever be inconclusive."""
+    checked = 0
+    for name in registry.names():
+        config = registry.get(name).configuration()
+        variants = set(getattr(config, "variants", ()))
+        for claim in getattr(config, "claims", ()):
+            if claim.not_testable or claim.kind == "within":
+                continue
+            assert {claim.model, claim.baseline} <= variants, (name, claim.key, variants)
+            checked += 1
+    assert checked >= 5
+
+
 def test_a_smoke_run_overwrites_its_own_folder(tmp_path):
     assert run("digits-resnet", "--smoke", "--out", str(tmp_path)) == 0
     assert run("digits-resnet", "--smoke", "--out", str(tmp_path)) == 0  # no complaint about its own checkpoint

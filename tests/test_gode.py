@@ -13,7 +13,6 @@ from torch import nn
 
 from nodelib.blocks import ODEBlock
 from nodelib.classification import build_classifier
-from nodelib.layers import ConvResBlock
 from nodelib.gode import (
     FAMILIES,
     BSplineBasis,
@@ -26,6 +25,7 @@ from nodelib.gode import (
     gode_parameter_count,
     pearson_dispersion,
 )
+from nodelib.layers import ConvResBlock
 from nodelib.timevarying import PiecewiseConstantParameters
 from nodelib.utils import count_parameters
 

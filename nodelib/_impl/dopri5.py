@@ -20,7 +20,6 @@ from torch import Tensor
 from ..errors import StepBudgetExceeded, StepSizeUnderflow
 from .rk import DOPRI5, DOPRI5_MID, combine, quartic_interpolant, rk_step_fast
 from .stats import SolveStats
-from ..errors import StepBudgetExceeded, StepSizeUnderflow  # noqa: F401  (re-exported for old imports)
 
 __all__ = ["integrate_dopri5", "initial_step", "step_factor", "StepBudgetExceeded", "StepSizeUnderflow"]
 

@@ -131,13 +131,11 @@ def train_variant(variant: str, seed: int, data: dict[str, Any], config: PhysioN
                   checkpoint: Optional[Path] = None, resume: bool = False, progress: bool = False,
                   device: Optional[torch.device] = None) -> tuple[Any, dict[str, Any]]:
     """Train one variant with one seed; return the model (selected epoch's weights) and its record."""
+    from ..ace import LatentODEModel, attention_health, attention_penalty, evaluate_series, hold_out, split_parameters
     from ..config import SolverConfig
     from ..solvers import FIXED_STEP_METHODS
-    from ..utils import seed_everything
-    from ..ace import LatentODEModel, attention_health, attention_penalty, evaluate_series, hold_out, \
-        split_parameters
     from ..training import Alternating, Joint, fit, make_optimizer
-    from ..utils import count_parameters
+    from ..utils import count_parameters, seed_everything
 
     device = device or torch.device("cpu")
     attention, training, lam, _ = parse_variant(variant, config.lam, config.clip)

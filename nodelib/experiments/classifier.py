@@ -193,8 +193,8 @@ def _data(config: ClassifierConfig, ctx: Context) -> tuple[dict[str, tuple[Tenso
     validation = config.validation
     if validation >= len(y):
         raise RunError(f"validation ({validation}) must be smaller than the training set ({len(y)})")
-    n_train = config.n_train if config.data_kind == "real" else None
-    (x, y), (xv, yv) = datasets.split_off(x, y, validation, n_train)
+    kept = config.n_train if config.data_kind == "real" else None
+    (x, y), (xv, yv) = datasets.split_off(x, y, validation, kept)
     parts = {"train": (x, y), "validation": (xv, yv), "test": (xt, yt)}
     described = {"name": config.data, "source": source, **{k: len(v[1]) for k, v in parts.items()}}
     return parts, described
@@ -290,7 +290,8 @@ def strategy_for(model: nn.Module, config: ClassifierConfig) -> Any:
     if config.training == "alternating":
         return Alternating(main, attention, optimizer=config.optimizer, lr=config.lr,
                            weight_decay=config.weight_decay, penalty=penalty if config.attention_lambda else None)
-    groups = model.parameter_groups(config.weight_decay) if hasattr(model, "parameter_groups") else model.parameters()
+    grouped = getattr(model, "parameter_groups", None)
+    groups = grouped(config.weight_decay) if grouped is not None else model.parameters()
     return Joint(make_optimizer(groups, config.optimizer, config.lr, weight_decay=config.weight_decay),
                  penalty=penalty if config.attention_lambda else None)
 

@@ -110,10 +110,6 @@ class ImageComparison:
             raise RunError(f"lr must be positive, got {self.lr}")
         if self.patience is not None and self.patience < 1:
             raise RunError(f"patience must be >= 1 or none, got {self.patience}")
-        for claim in self.claims:
-            for variant in (claim.model, claim.baseline):
-                if variant and variant not in self.variants and not claim.not_testable:
-                    raise RunError(f"claim {claim.key} compares {variant!r}, which is not among the variants")
 
 
 @dataclass(frozen=True)
@@ -218,7 +214,8 @@ def _sweep_images(name: str, config: ImageComparison, ctx: Context, build: Calla
         torch.manual_seed(seed)
         model = build(variant, seed, images)
         initial = before(model, variant, images)
-        groups = model.parameter_groups(config.weight_decay) if hasattr(model, "parameter_groups") else None
+        grouped = getattr(model, "parameter_groups", None)
+        groups = grouped(config.weight_decay) if grouped is not None else None
         trained, record = train_on_images(model, images, seed, config, parameter_groups=groups, checkpoint=checkpoint,
                                           resume=resume, progress=ctx.progress, device=device, label=variant)
         return {**record, **initial, **after(trained, variant, images)}
@@ -250,7 +247,7 @@ def run_gode(config: GODEComparison, ctx: Context) -> dict[str, Any]:
 
     def after(model: nn.Module, variant: str, images: Images) -> dict[str, Any]:
         path = kernel_path(model, config.step)
-        counter = model.counter  # type: ignore[union-attr]
+        counter: Any = model.counter
         counter.reset()
         with torch.no_grad():
             model.eval()(images["test"][0][:8].to(next(model.parameters()).device))

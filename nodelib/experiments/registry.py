@@ -8,7 +8,7 @@ data set), the comparisons of :mod:`nodelib.experiments.comparison` (variants x 
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from .._impl.registry import Registry
 from ..claims import Claim
@@ -97,6 +97,7 @@ _ACE = {
 _SMOKE_ACE = {"data_kind": "synthetic", "n_train": 48, "n_test": 16, "epochs": 1, "batch_size": 16, "validation": 16}
 for _data, (_tol, _lr, _lam, _aug) in _ACE.items():
     _title = {"cifar10": "CIFAR-10", "fashionmnist": "Fashion-MNIST"}.get(_data, _data.upper())
+    _training: Literal["alternating", "joint"]
     for _training in ("alternating", "joint"):
         _classifier(
             f"{_data}-ace" + ("-joint" if _training == "joint" else ""), 6,
@@ -253,6 +254,7 @@ register(Experiment(
     run_gode,
     {"data": "mnist5k", "train_size": 64, "validation_size": 32, "test_size": 32, "epochs": 1, "seeds": (0,),
      "variants": ("node", "gode-m2-k1-uniform"), "width": 8, "step": 0.25}))
+_table: Literal["2", "3", "4"]
 for _table, _text in (("2", "m, k and T (Table 2)"), ("3", "dopri5 against Euler (Table 3)"),
                       ("4", "m and the number of convt layers (Table 4)")):
     register(Experiment(
