@@ -8,6 +8,7 @@ data set), the comparisons of :mod:`nodelib.experiments.comparison` (variants x 
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Literal
 
 from .._impl.registry import Registry
@@ -221,6 +222,22 @@ def _named_anodev2(name: str) -> Any:
         return run_anodev2(config, ctx, name)
 
     return run
+
+
+#: The claims of anodev2-compare that anodev2-compare-no-stop tests again (its variants), under keys of their own.
+ANODEV2_NO_STOP_CLAIMS = tuple(dataclasses.replace(c, key=f"{c.key}-no-stop") for c in ANODEV2_CLAIMS
+                               if {c.model, c.baseline} <= {"baseline", "config2", "frozen"})
+register(Experiment(
+    "anodev2-compare-no-stop", 7, "anodev2-compare without early stopping: every run takes all 60 epochs (the rate "
+    "divided by 10 after 40); baseline, configuration 2 and frozen θ, 5 seeds",
+    "anodev2-compare's settings, but no run stops before its learning-rate drop (there, a run stopped after 10 "
+    "epochs without a better validation accuracy, which can end it at the rate 0.1); the epoch is still chosen "
+    "on the validation images",
+    dataclasses.replace(get("anodev2-compare").config, variants=("baseline", "config2", "frozen"), patience=None,
+                        claims=ANODEV2_NO_STOP_CLAIMS),
+    _named_anodev2("anodev2-compare-no-stop"),
+    {"data": "mnist5k", "train_size": 64, "validation_size": 32, "test_size": 32, "epochs": 1, "seeds": (0,),
+     "variants": ("baseline", "config2"), "batch": 16}))
 
 
 #: Chapter 7's learning-rate check: App. B's rate 0.1 with the live cell's data and length, at two batch sizes.
