@@ -311,8 +311,9 @@ class ODERNNEncoder(nn.Module):
 
     Going from the last grid time to the first, the hidden state evolves between two grid times by
     ``dh/dt = f_enc(h)`` (:class:`TanhMLP`; one classical Runge-Kutta step per interval of the grid,
-    :func:`nodelib.solvers.rk_step`, where the original uses dopri5 on the observation times), then a GRU cell reads the bin's ``[x ⊙ m, m]``; a patient with
-    nothing observed in a bin keeps the evolved state (Rubanova et al. update only at observations).
+    :func:`nodelib.solvers.rk_step`, where the original uses dopri5 on the observation times), then a GRU cell
+    reads the bin's ``[x ⊙ m, m]``; a patient with nothing observed in a bin keeps the evolved state (Rubanova
+    et al. update only at observations).
     """
 
     def __init__(self, n_in: int, hidden: int, units: int = 50) -> None:
