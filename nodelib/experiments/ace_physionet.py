@@ -75,7 +75,8 @@ def parse_variant(name: str, config: PhysioNetComparison) -> Variant:
         raise RunError(f"unknown variant {name!r}: expected one of {', '.join(VARIANTS)}, optionally followed by "
                        "-lamX, -lrX, -clip or -noclip, -gru or -odernn")
     attention, training, augmented = VARIANTS[base]
-    lam, lr, clip, encoder = config.lam, config.lr, config.clip, config.encoder
+    lam, lr, clip = config.lam, config.lr, config.clip
+    encoder: str = config.encoder
     position = 0
     for match in _MODIFIER.finditer(rest):
         if match.start() != position:
