@@ -157,6 +157,10 @@ def prepare(config: PhysioNetComparison, root: Optional[Path], download: bool, d
     except (ValueError, FileNotFoundError) as err:
         raise RunError(str(err)) from None
     train, val, test = data.split((0.8, 0.1, 0.1), seed=0, stratify=True)
+    raw_low, raw_high = train.value_range()
+    q_low, q_high = train.value_range(quantile=config.clip if config.clip is not None else 0.01)
+    ranges = {name: {"min": float(raw_low[i]), "max": float(raw_high[i]), "q_low": float(q_low[i]),
+                     "q_high": float(q_high[i])} for i, name in enumerate(data.variables)}
     if config.clip is not None:
         low, high = train.value_range(quantile=config.clip)
         train, val, test = (part.clipped(low, high) for part in (train, val, test))
@@ -168,7 +172,8 @@ def prepare(config: PhysioNetComparison, root: Optional[Path], download: bool, d
            "description": {"patients": len(data), "train": len(train), "validation": len(val), "test": len(test),
                            "bins": len(data.times), "variables": len(data.variables),
                            "deaths": int(data.labels.sum()), "deaths_validation": int(val.labels.sum()),
-                           "deaths_test": int(test.labels.sum())}}
+                           "deaths_test": int(test.labels.sum()),
+                           "training_ranges": ranges}}
     for name, part in (("train", train), ("validation", val), ("test", test)):
         out[name] = (part.values.to(device), part.mask.to(device), part.labels.to(device))
     out["visible_validation"], out["visible_test"] = visible_val.to(device), visible_test.to(device)
