@@ -436,3 +436,23 @@ def test_physionet_experiment_resumes_and_skips_finished_runs(tmp_path):
     assert [r["seed"] for r in json.loads(out.read_text())["runs"]] == [0, 1]
     with pytest.raises(SystemExit):  # other settings: refused
         main(["run", "physionet-ace", *settings, "--lam", "0.5", "--seeds", "0", *where, "--resume"])
+
+
+def test_best_setting_picks_each_familys_best_validation_auc():
+    from nodelib.errors import RunError
+    from nodelib.experiments.ace_physionet import PhysioNetComparison, best_setting, parse_variant
+
+    config = PhysioNetComparison(lr_latent=0.01)
+    assert parse_variant("latentode", config).lr == 0.01 and parse_variant("ace", config).lr == config.lr
+    assert parse_variant("latentode-lr0.5", config).lr == 0.5  # a variant's own rate wins
+    runs = [{"variant": name, "validation_auc_at_best": auc,
+             **{k: v for k, v in vars(parse_variant(name, PhysioNetComparison())).items()}}
+            for name, auc in (("latentode-lr0.001", 0.80), ("latentode-lr0.01", 0.82),
+                              ("ace-lr0.001-lam0.1", 0.79), ("ace-lr0.001-lam0", 0.83),
+                              ("ace-lr0.01-lam0.001", 0.83), ("ace-joint-lr0.01-lam0", 0.9),
+                              ("latentode-aug-lr0.1", 0.95))]
+    chosen = best_setting({"runs": runs})
+    assert chosen["latentode"]["lr"] == 0.01
+    assert (chosen["ace"]["lr"], chosen["ace"]["lam"]) == (0.001, 0.0)  # a tie keeps the first in the grid
+    with pytest.raises(RunError, match="latentode"):
+        best_setting({"runs": runs[2:4]})

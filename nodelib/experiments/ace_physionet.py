@@ -75,7 +75,8 @@ def parse_variant(name: str, config: PhysioNetComparison) -> Variant:
         raise RunError(f"unknown variant {name!r}: expected one of {', '.join(VARIANTS)}, optionally followed by "
                        "-lamX, -lrX, -clip or -noclip, -gru or -odernn")
     attention, training, augmented = VARIANTS[base]
-    lam, lr, clip = config.lam, config.lr, config.clip
+    lam, clip = config.lam, config.clip
+    lr = config.lr_latent if attention == "none" and config.lr_latent is not None else config.lr
     encoder: str = config.encoder
     position = 0
     for match in _MODIFIER.finditer(rest):
@@ -117,6 +118,8 @@ class PhysioNetComparison:
                                                                    "validation AUC"})
     batch: int = field(default=50, metadata={"help": "patients per mini-batch"})
     lr: float = field(default=1e-3, metadata={"help": "Adam's learning rate (App. B's grid: 1e-5, 1e-4, 1e-3)"})
+    lr_latent: Optional[float] = field(default=None, metadata={
+        "help": "the learning rate of the variants without attention (none: lr)"})
     lam: float = field(default=1e-2, metadata={"help": "λ of Eq. 6 (attention variants)"})
     norm: Literal[1, 2] = field(default=2, metadata={"help": "the norm of Eq. 6 (the norm itself, not squared)"})
     quantization: float = field(default=1.0, metadata={"help": "bin width in hours"})
@@ -139,6 +142,8 @@ class PhysioNetComparison:
             raise RunError("name at least one variant and one seed")
         for name in self.variants:
             parse_variant(name, self)
+        if self.lr_latent is not None and not self.lr_latent > 0:
+            raise RunError(f"lr_latent must be positive, got {self.lr_latent}")
         if self.epochs < 1 or self.batch < 1 or not self.lr > 0 or not 0 <= self.held_out < 1 or self.lam < 0:
             raise RunError("need epochs >= 1, batch >= 1, lr > 0, lam >= 0 and 0 <= held_out < 1")
         if self.augment < 1:
@@ -285,3 +290,22 @@ def run(config: PhysioNetComparison, ctx: Context, name: str = "physionet-ace") 
     return sweep(config.variants, config.seeds, run_one, out=ctx.result_path, header=header,
                  metrics=("test_auc_at_best", "test_mse_at_best", "validation_auc_at_best", "best_epoch", "seconds"),
                  resume=ctx.resume, on_run=show)
+
+
+def best_setting(selection: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """The settings a finished ``physionet-ace-select`` chose: for each family (``"latentode"``: the variants
+    without attention; ``"ace"``: ACE with Algorithm 1), the learning rate (and λ) of the run with the highest
+    validation AUC at its selected epoch (ties: the first in the grid's order)."""
+    best: dict[str, tuple[float, dict[str, float]]] = {}
+    for run in selection.get("runs", []):
+        family = "ace" if run["attention"] == "ace" and run["training"] == "alternating" else (
+            "latentode" if run["attention"] == "none" and not run.get("augment") else None)
+        if family is None:
+            continue
+        score = float(run["validation_auc_at_best"])
+        if family not in best or score > best[family][0]:
+            best[family] = (score, {"lr": float(run["lr"]), "lam": float(run["lam"]), "validation_auc": score})
+    missing = {"ace", "latentode"} - set(best)
+    if missing:
+        raise RunError(f"the selection holds no finished run of {', '.join(sorted(missing))}")
+    return {family: setting for family, (_, setting) in best.items()}
