@@ -224,7 +224,7 @@ register(Experiment(
     ace_physionet.PhysioNetComparison(
         variants=("latentode", "latentode-aug", "ace", "ace-joint", "ace-fc", "ace-fixed", "latentode-gru",
                   "latentode-noclip"),
-        quantization=4.0, epochs=40, patience=6, claims=PHYSIONET_CLAIMS),
+        quantization=4.0, epochs=30, patience=5, claims=PHYSIONET_CLAIMS),
     ace_physionet.run,
     {"patients": 60, "epochs": 1, "seeds": (0,), "quantization": 12.0, "method": "rk4", "batch": 20,
      "variants": ("latentode", "ace")}))
