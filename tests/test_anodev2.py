@@ -402,3 +402,44 @@ def test_comparison_data_are_fixed_subsets_and_the_settings_are_checked():
         load_images("mnist5k", n_train=4000, n_validation=1)
     with pytest.raises(RunError, match="schedules among"):
         ANODEV2Comparison(variants=("baseline", "config3"))
+
+
+def test_the_recorded_comparisons_are_the_registered_ones_and_say_how_far_they_got():
+    """Chapter 7's verdicts come from these files: each has the claims and settings the registry declares
+    (written before the first run), runs only (variant, seed) pairs it declares, once each, says whether it
+    is complete, and every run says whether it was still improving. They are unfinished (the CPU ran out of
+    time), so the chapter reads them as partial: the rule calls every claim with fewer than five paired
+    seeds inconclusive."""
+    from nodelib.claims import INCONCLUSIVE, Claim, judge_all
+    from nodelib.experiments import load_result, registry
+    from nodelib.experiments.base import config_to_dict
+
+    for name in ("anodev2-compare", "anodev2-compare-no-stop"):
+        record, config = load_result(f"{name}_cpu"), registry.get(name).config
+        assert record["experiment"] == name
+        assert [Claim.from_dict(c) for c in record["claims"]] == list(config.claims)
+        settings = {k: v for k, v in config_to_dict(config).items() if k != "claims"}
+        assert record["config"] == settings
+        done = [(r["schedule"], r["seed"]) for r in record["runs"]]
+        assert len(done) == len(set(done))
+        assert set(done) <= {(v, s) for v in config.variants for s in config.seeds}
+        assert record["complete"] == (len(done) == len(config.variants) * len(config.seeds))
+        assert all(isinstance(r["still_improving"], bool) and r["epochs"] <= config.epochs for r in record["runs"])
+        for verdict in judge_all(config.claims, record["runs"]):
+            if verdict.n < 5:
+                assert verdict.verdict == INCONCLUSIVE and "the rule needs 5" in verdict.reason
+    no_stop = load_result("anodev2-compare-no-stop_cpu")
+    assert all(r["epochs"] == 60 for r in no_stop["runs"])  # no run stopped before or after its drop
+
+
+def test_the_recorded_learning_rate_check_shows_the_baseline_at_chance():
+    """Chapter 7 says App. B's rate 0.1 leaves the baseline at chance on its live digits at batch 128 and 256."""
+    from nodelib.experiments import load_result
+
+    for batch in (128, 256):
+        record = load_result(f"anodev2-lr-batch{batch}_cpu")
+        assert record["complete"] and record["config"]["lr"] == 0.1 and record["config"]["batch"] == batch
+        baseline = [r for r in record["runs"] if r["schedule"] == "baseline"]
+        assert sorted(r["seed"] for r in baseline) == [0, 1, 2]
+        assert all(r["history"][-1]["validation_accuracy"] < 0.2 for r in baseline)
+        assert all(r["history"][-1]["train_loss"] > 2.25 for r in baseline)  # ln 10 = 2.30: a uniform guess

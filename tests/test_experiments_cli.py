@@ -19,6 +19,7 @@ from nodelib.experiments import registry
 from nodelib.experiments.__main__ import main
 from nodelib.experiments.base import Context
 from nodelib.experiments.classifier import ClassifierConfig, World, accuracy_metrics, run_classifier
+from nodelib.experiments.comparison import ImageComparison
 
 ROOT = Path(__file__).resolve().parents[1]
 #: One experiment of each kind (and every comparison): the fast suite's smoke runs; the slow suite runs them all.
@@ -55,7 +56,10 @@ def _smoke(name: str, tmp_path: Path) -> None:
         if "runs" in result:  # a comparison: every variant and seed ran, with its flags
             assert result["complete"] and result["summary"]
             assert all("seed" in r and "still_improving" in r for r in result["runs"])
+        if isinstance(experiment.config, ImageComparison):  # a newcomer reads that a smoke run's numbers mean nothing
+            assert "not results" in result["smoke"]
         return
+    assert "not results" in result["smoke"]
     config = experiment.configuration(smoke=True)
     assert result["complete"] and len(result["epochs"]) == config.epochs
     first = result["epochs"][0]

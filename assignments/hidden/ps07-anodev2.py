@@ -26,10 +26,15 @@ def advect_reference(w, v, t):
 
 @hidden("q1_heat_fft", 1)
 def test_odd_grid_batch(student):
-    """A batch of three 7 x 7 kernels (an odd grid)."""
+    """A batch of three 7 x 7 kernels (an odd grid), and the decay rate of one mode (k = 2 pi m / n)."""
     torch.manual_seed(0)
     w = torch.randn(3, 7, 7)
     assert_close(student("diffuse", w, 0.3, 0.7), diffuse_reference(w, 0.3, 0.7), atol=1e-12)
+    i = torch.arange(7, dtype=torch.float64)
+    mode = torch.cos(2 * math.pi * 3 * i / 7)[None, :].expand(7, 7)  # m = 3 along the columns only
+    factor = math.exp(-0.3 * 0.7 * (2 * math.pi * 3 / 7) ** 2)
+    assert_close(student("diffuse", mode, 0.3, 0.7), factor * mode, atol=1e-12,
+                 what="a single Fourier mode (it should shrink by exp(-tau t |k|^2), k = 2 pi m / n)")
 
 
 @hidden("q1_heat_fft", 1)
@@ -60,10 +65,14 @@ def test_fractional_shift(student):
 
 @hidden("q2_advection", 1)
 def test_whole_cells_along_rows(student):
-    """v = (1, 0) for t = 3 moves the kernel up by three rows: w(i, j) <- w(i + 3, j)."""
+    """v = (1, 0) for t = 3 moves the kernel up by three rows, w(i, j) <- w(i + 3, j); v = (0, -2) for t = 1
+    moves it right by two columns, w(i, j) <- w(i, j - 2)."""
     torch.manual_seed(3)
     w = torch.randn(5, 5)
-    assert_close(student("advect", w, (1.0, 0.0), 3.0), torch.roll(w, shifts=-3, dims=-2), atol=1e-12)
+    assert_close(student("advect", w, (1.0, 0.0), 3.0), torch.roll(w, shifts=-3, dims=-2), atol=1e-12,
+                 what="the kernel moved by v = (1, 0), t = 3 (up three rows)")
+    assert_close(student("advect", w, (0.0, -2.0), 1.0), torch.roll(w, shifts=2, dims=-1), atol=1e-12,
+                 what="the kernel moved by v = (0, -2), t = 1 (right two columns; check the sign of the phase)")
 
 
 @hidden("q2_advection", 1)

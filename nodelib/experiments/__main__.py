@@ -25,7 +25,7 @@ from typing import Optional
 from .. import datasets
 from ..errors import RunError
 from . import registry
-from .base import Context, apply_options, config_parser
+from .base import SMOKE_NOTE, Context, apply_options, config_parser
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -130,6 +130,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             dist.destroy_process_group()
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"{experiment.name}: results in {ctx.result_path}")
+        if options.smoke:
+            print(f"{experiment.name}: {SMOKE_NOTE}")
     return 0
 
 

@@ -21,7 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Union
 
-__all__ = ["Context", "Experiment", "config_to_dict", "config_parser", "apply_options", "option_name"]
+__all__ = ["Context", "Experiment", "config_to_dict", "config_parser", "apply_options", "option_name", "SMOKE_NOTE"]
+
+#: What a smoke run's numbers mean: nothing (printed after it and written into a classifier's result).
+SMOKE_NOTE = ("a smoke run checks that the code runs end to end (data, model, training, evaluation, checkpoints, "
+              "result file) in seconds; its losses and accuracies are not results: a few optimiser steps on a few "
+              "dozen images, with BatchNorm's running statistics (which evaluation uses) still far from "
+              "the batches' own, so evaluation losses can be huge and training losses can rise")
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from ..memory import rss_high_water_bytes
 from ..training import Alternating, Joint, fit, make_optimizer, make_scheduler
 from ..utils import count_parameters, get_device
 from ._common import atomic_path, describe_machine, write_json_atomic
-from .base import Context, config_to_dict
+from .base import SMOKE_NOTE, Context, config_to_dict
 
 __all__ = ["ClassifierConfig", "run_classifier", "World", "accuracy_metrics"]
 
@@ -369,6 +369,8 @@ def run_classifier(config: ClassifierConfig, ctx: Context, name: str = "classifi
         "parameters": count_parameters(model), "machine": describe_machine(device), "world_size": world.size,
         "epochs": [], "complete": False,
     }
+    if ctx.smoke:
+        result["smoke"] = SMOKE_NOTE
 
     def on_epoch(row: dict[str, Any]) -> None:
         if device.type == "cuda":

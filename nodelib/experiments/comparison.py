@@ -33,7 +33,7 @@ from ..sweep import sweep
 from ..training import Joint, fit, make_optimizer, make_scheduler
 from ..utils import count_parameters, get_device
 from ._common import describe_machine
-from .base import Context, config_to_dict
+from .base import SMOKE_NOTE, Context, config_to_dict
 
 __all__ = ["Images", "load_images", "ImageComparison", "ANODEV2Comparison", "GODEComparison", "ClassifierSweep",
            "train_on_images", "run_anodev2", "run_gode", "run_classifier_sweep", "METRICS"]
@@ -187,7 +187,8 @@ def _header(name: str, config: Any, ctx: Context, device: torch.device, images: 
     settings = config_to_dict(config)
     claims = settings.pop("claims", [])
     return {"experiment": name, "command": ctx.command, "config": settings, "claims": claims,
-            "data": {part: len(values[1]) for part, values in images.items()}, "machine": describe_machine(device)}
+            "data": {part: len(values[1]) for part, values in images.items()}, "machine": describe_machine(device),
+            **({"smoke": SMOKE_NOTE} if ctx.smoke else {})}
 
 
 def _print(record: dict[str, Any], by: str) -> None:
@@ -225,8 +226,9 @@ def _sweep_images(name: str, config: ImageComparison, ctx: Context, build: Calla
                  on_run=lambda r: _print(r, by))
 
 
-def run_anodev2(config: ANODEV2Comparison, ctx: Context) -> dict[str, Any]:
-    """Chapter 7's comparison: ``config.net`` with every schedule of ``config.variants``, every seed."""
+def run_anodev2(config: ANODEV2Comparison, ctx: Context, name: str = "anodev2-compare") -> dict[str, Any]:
+    """Chapter 7's comparisons: ``config.net`` with every schedule of ``config.variants``, every seed (``name``:
+    the experiment's, written into the result)."""
     from ..anodev2 import anodev2_network
 
     def build(schedule: str, seed: int, images: Images) -> nn.Module:
@@ -234,7 +236,7 @@ def run_anodev2(config: ANODEV2Comparison, ctx: Context) -> dict[str, Any]:
         return anodev2_network(config.net, schedule, in_channels=x.shape[1], n_classes=int(y.max()) + 1,
                                image_size=x.shape[-1])
 
-    return _sweep_images("anodev2-compare", config, ctx, build, by="schedule")
+    return _sweep_images(name, config, ctx, build, by="schedule")
 
 
 def run_gode(config: GODEComparison, ctx: Context) -> dict[str, Any]:

