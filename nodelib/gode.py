@@ -415,12 +415,20 @@ def parse_variant(name: str, step: float = 0.05) -> dict[str, Any]:
     """The body options, interval end and solver of a variant of chapter 8's comparison:
 
     - ``node``: degree 0, one basis function: constant weights (a Neural ODE, Eqs. 7-8);
-    - ``resnet``: degree 0, one basis function per Euler step: a weight per step (a ResNet, exactly);
+    - ``resnet``: degree 0, one basis function per Euler step: a weight per step (a ResNet, exactly, whose
+      residual branch is scaled by the step ``h`` and whose GroupNorm parameters are shared by all blocks);
+    - ``resnetN`` (e.g. ``resnet6``): the paper's ResNet, ``N`` standard residual blocks (Chen et al.'s
+      pre-activation block: unscaled branches, each block its own GroupNorm; ``arch`` is ``"resnet"``);
     - ``gode-mM-kK-KNOTS``: ``M`` basis functions of degree ``K`` with ``uniform`` (the paper's) or ``clamped``
       knots;
 
     with optional suffixes ``-TX`` (the interval ``[0, X]``, same step) and ``-dopri5`` (adaptive steps, rtol =
-    atol = 1e-3, instead of Euler)."""
+    atol = 1e-3, instead of Euler). Every answer has ``arch`` (``"gode"`` or ``"resnet"``)."""
+    blocks = re.match(r"^resnet(\d+)$", name)
+    if blocks:
+        if int(blocks.group(1)) < 1:
+            raise ValueError(f"{name}: a ResNet needs at least one block")
+        return {"arch": "resnet", "n_blocks": int(blocks.group(1)), "body": {}, "t1": 1.0, "solver": None}
     base, t1 = name, 1.0
     solver: dict[str, Any] = {"method": "euler", "step_size": step, "gradient": "backprop"}
     if base.endswith("-dopri5"):
@@ -444,7 +452,7 @@ def parse_variant(name: str, step: float = 0.05) -> dict[str, Any]:
             raise ValueError(f"unknown variant {name!r}: expected node, resnet or gode-mM-kK-(uniform|clamped), "
                              "optionally followed by -TX and -dopri5")
         body = {"n_basis": int(match.group(1)), "degree": int(match.group(2)), "knots": match.group(3)}
-    return {"body": body, "t1": t1, "solver": solver}
+    return {"arch": "gode", "body": body, "t1": t1, "solver": solver}
 
 
 def build_variant(name: str, in_channels: int = 1, n_classes: int = 10, *, width: int = 32, stem: str = "chen",
@@ -453,6 +461,10 @@ def build_variant(name: str, in_channels: int = 1, n_classes: int = 10, *, width
     from .classification import build_classifier
 
     spec = parse_variant(name, step)
+    if spec["arch"] == "resnet":
+        resnet: nn.Module = build_classifier("resnet", in_channels, n_classes, width=width, stem_kind=stem,
+                                             n_blocks=spec["n_blocks"])
+        return resnet
     model: nn.Module = build_classifier("gode", in_channels, n_classes, width=width, stem_kind=stem,
                                         body_options=spec["body"], solver=spec["solver"], t1=spec["t1"])
     return model
@@ -460,7 +472,14 @@ def build_variant(name: str, in_channels: int = 1, n_classes: int = 10, *, width
 
 def kernel_path(model: nn.Module, step: float = 0.05) -> list[float]:
     """The first convt's kernel entry ``θ[0, 0, 1, 1]`` at every Euler time of a variant's interval: how smoothly
-    the weights vary with depth (compare it at initialisation and after training)."""
+    the weights vary with depth (compare it at initialisation and after training). For a ``resnetN`` variant:
+    the same entry of each block's first convolution (the paper's Fig. 2 plots it against the block)."""
+    from .layers import ConvResBlock
+
+    body: Any = model.body
+    blocks: list[Any] = [b for b in body if isinstance(b, ConvResBlock)]
+    if blocks:
+        return [float(b.conv1.weight[0, 0, 1, 1].detach()) for b in blocks]
     block: Any = model.body[0]  # type: ignore[index]
     field: GODEField = block.field
     grid = torch.arange(0, field.basis.t1 + 1e-9, step, dtype=torch.float64)

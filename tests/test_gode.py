@@ -359,7 +359,7 @@ def test_table_rows_change_the_table_1_experiment_as_the_tables_do():
 def test_variant_names_build_the_two_ends_and_the_splines():
     from nodelib.gode import build_variant, parse_variant
 
-    assert parse_variant("node") == {"body": {"n_basis": 1, "degree": 0}, "t1": 1.0,
+    assert parse_variant("node") == {"arch": "gode", "body": {"n_basis": 1, "degree": 0}, "t1": 1.0,
                                      "solver": {"method": "euler", "step_size": 0.05, "gradient": "backprop"}}
     assert parse_variant("resnet", step=0.1)["body"] == {"n_basis": 10, "degree": 0}
     spec = parse_variant("gode-m8-k3-uniform-T2-dopri5")
@@ -374,6 +374,12 @@ def test_variant_names_build_the_two_ends_and_the_splines():
     assert net.body[0].field.basis.n_basis == 4 and net.body[0].solver.step_size == 0.25
     assert count_parameters(build_variant("resnet", width=8, step=0.25)) > count_parameters(
         build_variant("node", width=8, step=0.25))
+    # the paper's ResNet: standard blocks, each with its own GroupNorm and an unscaled branch
+    six = build_variant("resnet6", width=8)
+    assert parse_variant("resnet6")["n_blocks"] == 6 and len(six.body) == 6 and six.counter is None
+    from nodelib.gode import kernel_path
+
+    assert kernel_path(six) == [float(b.conv1.weight[0, 0, 1, 1]) for b in six.body]
 
 
 def test_gode_compare_records_paths_and_resumes_with_more_variants(tmp_path, capsys):
@@ -381,11 +387,11 @@ def test_gode_compare_records_paths_and_resumes_with_more_variants(tmp_path, cap
 
     from nodelib.experiments.__main__ import main
 
-    common = ["run", "gode-compare", "--data", "mnist5k", "--train-size", "32", "--validation-size", "16",
+    common = ["run", "gode-mnist5k-compare", "--data", "mnist5k", "--train-size", "32", "--validation-size", "16",
               "--test-size", "16", "--epochs", "1", "--seeds", "0", "--width", "4", "--stem", "small", "--downsample",
               "2", "--step", "0.5", "--device", "cpu", "--no-progress", "--out", str(tmp_path)]
     assert main(common + ["--variants", "node"]) == 0
-    out = tmp_path / "gode-compare" / "result.json"
+    out = tmp_path / "gode-mnist5k-compare" / "result.json"
     first = json.loads(out.read_text())
     assert first["complete"] and [r["variant"] for r in first["runs"]] == ["node"]
     assert first["data"] == {"train": 32, "validation": 16, "test": 16}
