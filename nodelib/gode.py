@@ -12,7 +12,9 @@ are the two ends (Eqs. 7-8). The module holds:
 - :class:`GODEField`: the ODE block's field, (GroupNorm-ReLU-convt) twice, registered as the classifier body
   ``"gode"`` of :mod:`nodelib.classification` (the stem and head of chapter 5);
 - the generalized-ODE view (Eqs. 2-3 and 5): :class:`Family` (:data:`FAMILIES`: Gaussian, Bernoulli, Poisson with
-  their canonical links) and :class:`GODERegressor`, ``dZ/dt = σ(Z β(t) + b(t))``, ``η = g(μ) = Z(T) θ``.
+  their canonical links) and :class:`GODERegressor`, ``dZ/dt = σ(Z β(t) + b(t))``, ``η = g(μ) = Z(T) θ``; its
+  baseline, the GLM without a flow, by maximum likelihood or with a ridge penalty chosen on validation
+  (:func:`fit_glm`, :func:`tune_glm`).
 
 The knots matter. The paper's (Sec. 2.3, ``knots="uniform"``) are ``t_i = i T / (k + m)``, ``i = 0..k+m``: with
 ``k >= 1`` the basis sums to 0 at ``t = 0`` (the first Euler step sees zero weights) and to 1 only on
@@ -39,7 +41,8 @@ from .layers import conv_class, group_norm
 from .timevarying import BasisExpansionParameters, TimeVaryingField
 
 __all__ = ["KNOT_CHOICES", "INITS", "bspline_basis", "bspline_knots", "BSplineBasis", "BSplineConv", "GODEField",
-           "Family", "FAMILIES", "GODERegressor", "gode_parameter_count", "pearson_dispersion"]
+           "Family", "FAMILIES", "GODERegressor", "gode_parameter_count", "pearson_dispersion", "GLMFit", "fit_glm",
+           "tune_glm"]
 
 #: How :class:`BSplineConv` initialises its coefficients.
 INITS = ("independent", "shared")
@@ -330,6 +333,120 @@ def pearson_dispersion(y: Tensor, mu: Tensor, family: Family, n_parameters: int 
     if dof < 1:
         raise ValueError(f"need more observations ({y.numel()}) than parameters ({n_parameters})")
     return float(((y - mu) ** 2 / family.variance(mu)).sum()) / dof
+
+
+#: The first predictor of :func:`fit_glm`: the constant model's, ``g(mean y)``, for each canonical link.
+_START = {"identity": lambda m: m, "log": math.log, "logit": lambda m: math.log(m / (1 - m))}
+
+
+@dataclass(frozen=True)
+class GLMFit:
+    """A generalized linear model ``η = g(μ) = x β + β_0`` fitted by :func:`fit_glm`: the GODE of Eq. 5 with no
+    flow (``T = 0``), the baseline it must beat. ``converged`` says whether Newton's method met its tolerance."""
+
+    family: Family
+    coef: Tensor
+    intercept: float
+    alpha: float
+    iterations: int
+    converged: bool
+    objective: float
+
+    def eta(self, x: Tensor) -> Tensor:
+        """The linear predictor (the natural parameter, for a canonical link), in ``x``'s dtype."""
+        return (x.to(torch.float64) @ self.coef + self.intercept).to(x.dtype)
+
+    def mean(self, x: Tensor) -> Tensor:
+        return self.family.mean(self.eta(x))
+
+
+def _family(family: Any) -> Family:
+    if isinstance(family, Family):
+        return family
+    if isinstance(family, str) and family in FAMILIES:
+        return FAMILIES[family]
+    raise ValueError(f"family must be one of {tuple(FAMILIES)} or a Family, got {family!r}")
+
+
+def fit_glm(x: Tensor, y: Tensor, family: Any = "poisson", alpha: float = 0.0, *, tol: float = 1e-10,
+            max_iter: int = 100) -> GLMFit:
+    """A GLM with the family's canonical link by maximum likelihood (``alpha = 0``) or ridge-penalised
+    likelihood: the minimiser of ``mean_i nll(η_i, y_i) + (alpha / 2) |β|^2`` (the intercept unpenalised; the
+    objective of scikit-learn's ``PoissonRegressor(alpha=alpha)``, and of ``LogisticRegression(C=1 / (alpha n))``
+    for the Bernoulli family), by Newton's method with step halving, in float64. With a canonical link the
+    Hessian is ``X^T diag(V(μ)) X / n``, so each step is iteratively reweighted least squares (IRLS).
+
+    Newton stops when no coefficient moves by more than ``tol`` (relative to the largest); a fit that does not
+    within ``max_iter`` steps (e.g. separable binary data without a penalty, whose maximum is at infinity) is
+    returned with ``converged=False``. Collinear or constant columns leave the unpenalised problem without a
+    unique solution; the steps are then least-norm, and the fitted means are still the maximum-likelihood ones.
+    """
+    fam = _family(family)
+    if not isinstance(x, Tensor) or x.dim() != 2 or not x.is_floating_point():
+        raise ValueError(f"x must be a 2-D floating-point tensor (N, p), got "
+                         f"{tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__}")
+    if not isinstance(y, Tensor) or y.shape != (x.shape[0],):
+        raise ValueError(f"y must have shape ({x.shape[0]},), one response per row of x, got "
+                         f"{tuple(y.shape) if isinstance(y, Tensor) else type(y).__name__}")
+    if not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and alpha >= 0):
+        raise ValueError(f"alpha must be a finite number >= 0, got {alpha!r}")
+    check_positive_int("max_iter", max_iter)
+    fam.check(y)
+    n, p = x.shape
+    design = torch.cat([torch.ones(n, 1, dtype=torch.float64), x.to(torch.float64)], dim=1)
+    target = y.to(torch.float64)
+    penalty = torch.full((p + 1,), float(alpha), dtype=torch.float64)
+    penalty[0] = 0.0
+    beta = torch.zeros(p + 1, dtype=torch.float64)
+    average = float(target.mean())
+    if fam.link in _START and (fam.link != "log" or average > 0) and (fam.link != "logit" or 0 < average < 1):
+        beta[0] = _START[fam.link](average)
+
+    def objective(b: Tensor) -> float:
+        return float(fam.nll(design @ b, target).mean() + 0.5 * (penalty * b * b).sum())
+
+    value, converged, iterations = objective(beta), False, 0
+    for iterations in range(1, max_iter + 1):
+        eta = design @ beta
+        mu = fam.mean(eta)
+        gradient = design.T @ (mu - target) / n + penalty * beta
+        hessian = (design.T * fam.variance(mu)) @ design / n + torch.diag(penalty)
+        step = torch.linalg.lstsq(hessian, gradient.unsqueeze(1), driver="gelsd").solution.squeeze(1)
+        size = 1.0
+        for _ in range(40):  # halve the step until the objective does not increase
+            trial = objective(beta - size * step)
+            if math.isfinite(trial) and trial <= value + 1e-12 * abs(value):
+                break
+            size /= 2
+        else:
+            break
+        beta, value = beta - size * step, trial
+        if float((size * step).abs().max()) <= tol * max(1.0, float(beta.abs().max())):
+            converged = True
+            break
+    return GLMFit(fam, beta[1:].clone(), float(beta[0]), float(alpha), iterations, converged, value)
+
+
+def tune_glm(train: tuple[Tensor, Tensor], validation: tuple[Tensor, Tensor], family: Any = "poisson",
+             alphas: Any = None, **options: Any) -> tuple[GLMFit, list[tuple[float, float]]]:
+    """The ridge-penalised GLM whose strength, among ``alphas`` (default: 100 values from ``1e-5`` to ``10``,
+    evenly spaced in log), gives the lowest mean negative log-likelihood on ``validation``: the same kind of
+    selection an early-stopped network gets from its validation loss. Returns the chosen fit and
+    ``[(alpha, validation nll), ...]``."""
+    fam = _family(family)
+    grid = [float(a) for a in (alphas if alphas is not None else torch.logspace(-5, 1, 100, dtype=torch.float64))]
+    if not grid:
+        raise ValueError("alphas must hold at least one penalty strength")
+    xv, yv = validation
+    path, best = [], None
+    for a in grid:
+        fitted = fit_glm(*train, family=fam, alpha=a, **options)
+        score = float(fam.nll(fitted.eta(xv.to(torch.float64)), yv.to(torch.float64)).mean())
+        path.append((a, score))
+        if best is None or score < best[1]:
+            best = (fitted, score)
+    assert best is not None
+    return best[0], path
 
 
 class _Dense(nn.Module):
