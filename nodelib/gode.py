@@ -406,7 +406,8 @@ def fit_glm(x: Tensor, y: Tensor, family: Any = "poisson", alpha: float = 0.0, *
         return float(fam.nll(design @ b, target).mean() + 0.5 * (penalty * b * b).sum())
 
     value, converged, iterations = objective(beta), False, 0
-    for iterations in range(1, max_iter + 1):
+    while iterations < max_iter and not converged:
+        iterations += 1
         eta = design @ beta
         mu = fam.mean(eta)
         gradient = design.T @ (mu - target) / n + penalty * beta
@@ -421,9 +422,7 @@ def fit_glm(x: Tensor, y: Tensor, family: Any = "poisson", alpha: float = 0.0, *
         else:
             break
         beta, value = beta - size * step, trial
-        if float((size * step).abs().max()) <= tol * max(1.0, float(beta.abs().max())):
-            converged = True
-            break
+        converged = float((size * step).abs().max()) <= tol * max(1.0, float(beta.abs().max()))
     return GLMFit(fam, beta[1:].clone(), float(beta[0]), float(alpha), iterations, converged, value)
 
 
