@@ -36,7 +36,7 @@ from ..sweep import sweep
 from ._common import describe_machine
 from .base import Context, config_to_dict
 
-__all__ = ["FAMILIES", "MODELS", "Config", "StaticData", "static_covariates", "run", "METRICS"]
+__all__ = ["FAMILIES", "MODELS", "Config", "StaticData", "static_covariates", "fit_gode", "run", "METRICS"]
 
 #: The responses (family: what it models) and the models compared on each.
 FAMILIES = {"poisson": "length of stay in days", "bernoulli": "in-hospital death"}
@@ -125,7 +125,9 @@ def _scores(family: str, eta: Tensor, y: Tensor) -> dict[str, float]:
     return out
 
 
-def _fit_gode(family: str, data: StaticData, seed: int, config: Config) -> dict[str, Any]:
+def fit_gode(family: str, data: StaticData, seed: int, config: Config) -> tuple[Any, dict[str, Any]]:
+    """One ``FAMILY-gode`` run: the trained :class:`~nodelib.gode.GODERegressor` (the step with the best validation
+    likelihood) and its record."""
     from ..gode import GODERegressor
     from ..training import Joint, fit
 
@@ -140,8 +142,9 @@ def _fit_gode(family: str, data: StaticData, seed: int, config: Config) -> dict[
     x, y = data.part("test", family)
     with torch.no_grad():
         scores = _scores(family, model.eval()(x), y)
-    return {"steps": result.best_epoch, "validation_nll": result.best_score, "still_improving": result.still_improving,
-            "stopped_after": result.epochs, "seconds": result.seconds, **scores}
+    return model, {"steps": result.best_epoch, "validation_nll": result.best_score,
+                   "still_improving": result.still_improving, "stopped_after": result.epochs,
+                   "seconds": result.seconds, **scores}
 
 
 def _fit_glm(family: str, data: StaticData, ridge: bool, config: Config) -> dict[str, Any]:
@@ -176,7 +179,7 @@ def run(config: Config, ctx: Context) -> dict[str, Any]:
     def run_one(variant: str, seed: int, checkpoint: Path, resume: bool) -> dict[str, Any]:
         family, _, model = variant.partition("-")
         if model == "gode":
-            return _fit_gode(family, data, seed, config)
+            return fit_gode(family, data, seed, config)[1]
         if variant not in glms:
             glms[variant] = _fit_glm(family, data, model == "glm-ridge", config)
         return dict(glms[variant])
