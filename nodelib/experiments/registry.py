@@ -276,7 +276,7 @@ def gode_claims(tag: str) -> tuple[Claim, ...]:
               "this book (Table 2's question with a partition of unity on [0, T])", model="gode-m4-k1-clamped",
               baseline="gode-m4-k3-clamped", **acc),
         Claim(f"ch8-{tag}-clamped-beats-uniform-k3", "ours: with k = 3, clamped knots beat the paper's",
-              "this book (the paper's knots leave 1 of 20 Euler points with full weight at m = 4, k = 3)",
+              "this book (the paper's knots leave 3 of 20 Euler points with full weight at m = 4, k = 3)",
               model="gode-m4-k3-clamped", baseline="gode-m4-k3-uniform", **acc),
         Claim(f"ch8-{tag}-clamped-beats-uniform-k1", "ours: with k = 1, clamped knots beat the paper's",
               "this book (the paper's knots zero the first Euler step's weights)", model="gode-m4-k1-clamped",
