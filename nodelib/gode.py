@@ -369,17 +369,20 @@ def _family(family: Any) -> Family:
 
 
 def fit_glm(x: Tensor, y: Tensor, family: Any = "poisson", alpha: float = 0.0, *, tol: float = 1e-10,
-            max_iter: int = 100) -> GLMFit:
+            gtol: float = 1e-9, max_iter: int = 100) -> GLMFit:
     """A GLM with the family's canonical link by maximum likelihood (``alpha = 0``) or ridge-penalised
     likelihood: the minimiser of ``mean_i nll(η_i, y_i) + (alpha / 2) |β|^2`` (the intercept unpenalised; the
     objective of scikit-learn's ``PoissonRegressor(alpha=alpha)``, and of ``LogisticRegression(C=1 / (alpha n))``
     for the Bernoulli family), by Newton's method with step halving, in float64. With a canonical link the
     Hessian is ``X^T diag(V(μ)) X / n``, so each step is iteratively reweighted least squares (IRLS).
 
-    Newton stops when no coefficient moves by more than ``tol`` (relative to the largest); a fit that does not
-    within ``max_iter`` steps (e.g. separable binary data without a penalty, whose maximum is at infinity) is
-    returned with ``converged=False``. Collinear or constant columns leave the unpenalised problem without a
-    unique solution; the steps are then least-norm, and the fitted means are still the maximum-likelihood ones.
+    Newton stops when no coefficient moves by more than ``tol`` (relative to the largest), or when no entry of
+    the objective's gradient exceeds ``gtol`` and a step no longer lowers the objective (the maximum is
+    reached, even along nearly flat directions where some coefficients are poorly determined); a fit that does
+    neither within ``max_iter`` steps, or that reaches a perfect fit (separable binary data without a penalty,
+    whose likelihood keeps rising as the coefficients grow), is returned with ``converged=False``. Collinear or
+    constant columns leave the unpenalised problem without a unique solution; the steps are then least-norm,
+    and the fitted means are still the maximum-likelihood ones.
     """
     fam = _family(family)
     if not isinstance(x, Tensor) or x.dim() != 2 or not x.is_floating_point():
@@ -421,8 +424,12 @@ def fit_glm(x: Tensor, y: Tensor, family: Any = "poisson", alpha: float = 0.0, *
             size /= 2
         else:
             break
-        beta, value = beta - size * step, trial
-        converged = float((size * step).abs().max()) <= tol * max(1.0, float(beta.abs().max()))
+        beta, previous, value = beta - size * step, value, trial
+        if float(fam.deviance(target, fam.mean(design @ beta)).mean()) <= 1e-8:
+            break  # a perfect (saturated) fit: where separable data drive the coefficients, to infinity
+        # flat: the gradient vanishes and the objective no longer falls
+        flat = float(gradient.abs().max()) <= gtol and previous - value <= 1e-12 * abs(value)
+        converged = flat or float((size * step).abs().max()) <= tol * max(1.0, float(beta.abs().max()))
     return GLMFit(fam, beta[1:].clone(), float(beta[0]), float(alpha), iterations, converged, value)
 
 
