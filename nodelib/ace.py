@@ -40,6 +40,7 @@ from .config import SolverConfig
 from .layers import ConcatConv, ConvODEFunc, conv_class, group_norm
 
 ATTENTION_KINDS = ("none", "ace", "fixed", "learned")
+ENCODERS = ("gru", "odernn")
 
 
 # --- attention arithmetic ---------------------------------------------------------------------------------------
@@ -305,15 +306,50 @@ class ACEConvBody(nn.Module):
 
 # --- the time-series model: a latent ODE with pairwise attention -------------------------------------------------
 
+class ODERNNEncoder(nn.Module):
+    """Rubanova et al. (2019)'s ODE-RNN, read backwards in time: the encoder of their "Latent-ODE (ODE Enc.)".
+
+    Going from the last grid time to the first, the hidden state evolves between two grid times by
+    ``dh/dt = f_enc(h)`` (:class:`TanhMLP`; one classical Runge-Kutta step per interval of the grid,
+    :func:`nodelib.solvers.rk_step`, where the original uses dopri5 on the observation times), then a GRU cell
+    reads the bin's ``[x ⊙ m, m]``; a patient with nothing observed in a bin keeps the evolved state (Rubanova
+    et al. update only at observations).
+    """
+
+    def __init__(self, n_in: int, hidden: int, units: int = 50) -> None:
+        super().__init__()
+        for name, value in (("n_in", n_in), ("hidden", hidden), ("units", units)):
+            check_positive_int(name, value)
+        self.hidden = hidden
+        self.cell = nn.GRUCell(n_in, hidden)
+        self.field = TanhMLP(hidden, hidden, units, n_layers=3)
+
+    def forward(self, x: Tensor, observed: Tensor, times: Tensor) -> Tensor:
+        """The last hidden state ``(B, hidden)`` after reading ``x`` (``(B, T, n_in)``) from ``times[-1]`` back to
+        ``times[0]``; ``observed`` (``(B, T)``, bool) says which bins hold any measurement."""
+        from .solvers import TABLEAUS, rk_step
+
+        h = x.new_zeros(x.shape[0], self.hidden)
+        for i in range(x.shape[1] - 1, -1, -1):
+            if i < x.shape[1] - 1:  # backwards in time: one step of -(t_{i+1} - t_i) from t_{i+1}
+                h, _ = rk_step(self.field, TABLEAUS["rk4"], times[i + 1], h, times[i] - times[i + 1])
+            h = torch.where(observed[:, i:i + 1], self.cell(x[:, i], h), h)
+        return h
+
+
 class LatentODEModel(nn.Module):
     """A latent ODE for irregular multivariate series (values, observation mask, times), with optional attention.
 
-    Encoder: a GRU reads ``[x ⊙ m, m]`` at the grid times backwards (from the last time to the first) and a
-    linear layer maps its last hidden state to ``h(0)`` (Rubanova et al. 2019's RNN encoder, deterministic: no
-    sampling of ``h(0)``). Decoder: ``h`` evolves over the grid by ``f`` (:class:`TanhMLP`, 3 hidden layers of
-    ``units``, Table 14); a linear layer reads the values back at every time (interpolation), and a linear layer
-    on ``h(t_end)`` gives the mortality logit, so the decoded dynamics (and its attention) sit on the path of
-    both tasks. ``attention`` chooses the decoder's field:
+    Encoder (``encoder``): ``"odernn"``, :class:`ODERNNEncoder` (the paper's "ODE Enc."), or ``"gru"``, a GRU
+    reading ``[x ⊙ m, m]`` at the grid times backwards (Rubanova et al.'s RNN encoder); a linear layer maps its
+    last hidden state to ``h(0)`` (deterministic: no sampling of ``h(0)``, unlike the variational original).
+    ``augment`` adds that many zero dimensions to ``h(0)`` (the Augmented-Latent-ODE of Table 7: five, after
+    Dupont et al.; only without attention, as in the paper).
+
+    Decoder: ``h`` evolves over the grid by ``f`` (:class:`TanhMLP`, 3 hidden layers of ``units``, Table 14); a
+    linear layer reads the values back at every time (interpolation), and a linear layer on ``h(t_end)`` gives
+    the mortality logit, so the decoded dynamics (and its attention) sit on the path of both tasks.
+    ``attention`` chooses the decoder's field:
 
     - ``"none"``: ``dh/dt = f(h)`` (the latent ODE);
     - ``"ace"``: pairwise co-evolving attention, ``a(0) = corr(h(0))`` (:class:`CorrelationInitialAttention`);
@@ -322,15 +358,25 @@ class LatentODEModel(nn.Module):
     """
 
     def __init__(self, n_vars: int, latent: int = 20, rec_hidden: int = 40, units: int = 50,
-                 attention: str = "ace", solver: Optional[SolverConfig] = None) -> None:
+                 attention: str = "ace", solver: Optional[SolverConfig] = None, encoder: str = "gru",
+                 augment: int = 0) -> None:
         super().__init__()
         for name, value in (("n_vars", n_vars), ("latent", latent), ("rec_hidden", rec_hidden), ("units", units)):
             check_positive_int(name, value)
         if attention not in ATTENTION_KINDS:
             raise ValueError(f"attention must be one of {ATTENTION_KINDS}, got {attention!r}")
-        self.n_vars, self.latent, self.attention = n_vars, latent, attention
-        self.encoder = nn.GRU(2 * n_vars, rec_hidden, batch_first=True)
+        if encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {ENCODERS}, got {encoder!r}")
+        if not isinstance(augment, int) or augment < 0:
+            raise ValueError(f"augment must be a whole number >= 0, got {augment!r}")
+        if augment and attention != "none":
+            raise ValueError("augment works only without attention (the paper augments the plain latent ODE)")
+        self.n_vars, self.latent, self.attention, self.augment = n_vars, latent, attention, augment
+        self.encoder_kind = encoder
+        self.encoder: nn.Module = (nn.GRU(2 * n_vars, rec_hidden, batch_first=True) if encoder == "gru"
+                                   else ODERNNEncoder(2 * n_vars, rec_hidden, units))
         self.to_h0 = nn.Linear(rec_hidden, latent)
+        latent = latent + augment
         f = TanhMLP(latent, latent, units)
         self.initial: Optional[nn.Module] = None
         field: nn.Module
@@ -347,11 +393,20 @@ class LatentODEModel(nn.Module):
         self.readout = nn.Linear(latent, n_vars)
         self.classifier = nn.Linear(latent, 1)
 
-    def encode(self, values: Tensor, mask: Tensor) -> Tensor:
-        """``h(0)`` from the series (``values``, ``mask``: ``(B, T, V)``), read backwards in time."""
-        x = torch.cat([values * mask, mask], dim=-1).flip(1)
-        _, last = self.encoder(x)
-        return self.to_h0(last[-1])
+    def encode(self, values: Tensor, mask: Tensor, times: Optional[Tensor] = None) -> Tensor:
+        """``h(0)`` from the series (``values``, ``mask``: ``(B, T, V)``; ``times``, the grid, for the ODE-RNN),
+        read backwards in time."""
+        x = torch.cat([values * mask, mask], dim=-1)
+        if self.encoder_kind == "gru":
+            _, last = self.encoder(x.flip(1))
+            h0 = self.to_h0(last[-1])
+        else:
+            if times is None:
+                raise ValueError("the ODE-RNN encoder needs the grid times")
+            h0 = self.to_h0(self.encoder(x, mask.sum(-1) > 0, times))
+        if self.augment:
+            h0 = torch.cat([h0, h0.new_zeros(h0.shape[0], self.augment)], dim=-1)
+        return h0
 
     @property
     def field(self) -> nn.Module:
@@ -375,7 +430,7 @@ class LatentODEModel(nn.Module):
     def attention_weights(self, values: Tensor, mask: Tensor, times: Tensor) -> Optional[Tensor]:
         """The attention weights ``softmax(a(t))`` (``(T, B, d, d)``, rows sum to 1) along the grid for these
         series; None without an attention ODE."""
-        _, a = self.decode(self.encode(values, mask), times)
+        _, a = self.decode(self.encode(values, mask, times), times)
         return None if a is None else torch.softmax(a, dim=-1)
 
     def forward(self, values: Tensor, mask: Tensor, times: Tensor) -> tuple[Tensor, Tensor]:
@@ -386,7 +441,7 @@ class LatentODEModel(nn.Module):
         if times.dim() != 1 or len(times) != values.shape[1]:
             raise ValueError(f"times must be a 1-D grid with one time per step of the series ({values.shape[1]}), got "
                              f"shape {tuple(times.shape)}")
-        h, _ = self.decode(self.encode(values, mask), times)
+        h, _ = self.decode(self.encode(values, mask, times), times)
         return self.readout(h).transpose(0, 1), self.classifier(h[-1]).squeeze(-1)
 
 

@@ -15,6 +15,7 @@ from nodelib.ace import (
     FixedCorrelationField,
     LatentODEModel,
     LearnedInitialAttention,
+    ODERNNEncoder,
     PairwiseAttentionField,
     ReducedConvODEFunc,
     TanhMLP,
@@ -344,10 +345,11 @@ def test_initial_attention_variants():
         CorrelationInitialAttention(3, momentum=0.0)
 
 
-@pytest.mark.parametrize("attention", ["none", "ace", "learned", "fixed"])
-def test_latent_ode_model_shapes_and_training_step(attention):
+@pytest.mark.parametrize(("attention", "encoder"), [("none", "gru"), ("ace", "gru"), ("learned", "odernn"),
+                                                    ("fixed", "gru"), ("none", "odernn"), ("ace", "odernn")])
+def test_latent_ode_model_shapes_and_training_step(attention, encoder):
     seed_everything(0)
-    model = LatentODEModel(5, latent=4, rec_hidden=6, units=8, attention=attention,
+    model = LatentODEModel(5, latent=4, rec_hidden=6, units=8, attention=attention, encoder=encoder,
                            solver=SolverConfig(method="rk4", step_size=0.25, gradient="backprop"))
     values, mask = torch.rand(6, 5, 5), (torch.rand(6, 5, 5) < 0.5).float()
     times, labels = torch.linspace(0, 1, 5), torch.tensor([0, 1, 0, 1, 0, 0])
@@ -365,6 +367,43 @@ def test_latent_ode_model_shapes_and_training_step(attention):
         model(values, mask, times[:3])
     with pytest.raises(ValueError, match=r"\(B, T, 5\)"):
         model(values[..., :4], mask[..., :4], times)
+
+
+def test_ode_rnn_encoder_is_a_gru_that_skips_empty_bins_when_its_flow_is_still():
+    """With f_enc = 0 the ODE-RNN is a GRU cell read backwards that leaves a patient's state alone in a bin with
+    nothing observed; with f_enc != 0 the state also moves between the bins (backwards in time)."""
+    seed_everything(0)
+    encoder = ODERNNEncoder(6, 5, units=7)
+    x, times = torch.randn(4, 6, 6), torch.tensor([0.0, 0.1, 0.3, 0.35, 0.8, 1.0])
+    observed = torch.rand(4, 6) < 0.6
+    observed[0] = False  # a patient with nothing at all
+    moving = encoder(x, observed, times)
+    with torch.no_grad():
+        for p in encoder.field.parameters():
+            p.zero_()
+    h = torch.zeros(4, 5)
+    for i in reversed(range(6)):
+        h = torch.where(observed[:, i:i + 1], encoder.cell(x[:, i], h), h)
+    still = encoder(x, observed, times)
+    torch.testing.assert_close(still, h)
+    assert still[0].abs().max() == 0 and (moving - still).abs().max() > 1e-3
+
+
+def test_augmented_latent_ode_starts_its_extra_dimensions_at_zero():
+    seed_everything(0)
+    model = LatentODEModel(5, latent=4, rec_hidden=6, units=8, attention="none", encoder="odernn", augment=3)
+    values, mask, times = torch.rand(2, 4, 5), torch.ones(2, 4, 5), torch.linspace(0, 1, 4)
+    h0 = model.encode(values, mask, times)
+    assert h0.shape == (2, 7) and h0[:, 4:].abs().max() == 0 and h0[:, :4].abs().max() > 0
+    assert model.readout.in_features == 7 and model(values, mask, times)[0].shape == (2, 4, 5)
+    with pytest.raises(ValueError, match="only without attention"):
+        LatentODEModel(5, attention="ace", augment=5)
+    with pytest.raises(ValueError, match="augment must be"):
+        LatentODEModel(5, attention="none", augment=-1)
+    with pytest.raises(ValueError, match="encoder must be one of"):
+        LatentODEModel(5, encoder="lstm")
+    with pytest.raises(ValueError, match="needs the grid times"):
+        model.encode(values, mask)
 
 
 def test_latent_ode_model_rejects_unknown_attention():
@@ -397,3 +436,23 @@ def test_physionet_experiment_resumes_and_skips_finished_runs(tmp_path):
     assert [r["seed"] for r in json.loads(out.read_text())["runs"]] == [0, 1]
     with pytest.raises(SystemExit):  # other settings: refused
         main(["run", "physionet-ace", *settings, "--lam", "0.5", "--seeds", "0", *where, "--resume"])
+
+
+def test_best_setting_picks_each_familys_best_validation_auc():
+    from nodelib.errors import RunError
+    from nodelib.experiments.ace_physionet import PhysioNetComparison, best_setting, parse_variant
+
+    config = PhysioNetComparison(lr_latent=0.01)
+    assert parse_variant("latentode", config).lr == 0.01 and parse_variant("ace", config).lr == config.lr
+    assert parse_variant("latentode-lr0.5", config).lr == 0.5  # a variant's own rate wins
+    runs = [{"variant": name, "validation_auc_at_best": auc,
+             **{k: v for k, v in vars(parse_variant(name, PhysioNetComparison())).items()}}
+            for name, auc in (("latentode-lr0.001", 0.80), ("latentode-lr0.01", 0.82),
+                              ("ace-lr0.001-lam0.1", 0.79), ("ace-lr0.001-lam0", 0.83),
+                              ("ace-lr0.01-lam0.001", 0.83), ("ace-joint-lr0.01-lam0", 0.9),
+                              ("latentode-aug-lr0.1", 0.95))]
+    chosen = best_setting({"runs": runs})
+    assert chosen["latentode"]["lr"] == 0.01
+    assert (chosen["ace"]["lr"], chosen["ace"]["lam"]) == (0.001, 0.0)  # a tie keeps the first in the grid
+    with pytest.raises(RunError, match="latentode"):
+        best_setting({"runs": runs[2:4]})

@@ -84,3 +84,25 @@ def test_recorded_chapter_five_results():
     for data in ("mnist", "svhn", "cifar10"):
         speeds = {a: load_result(f"{data}-{a}_cpu")["epochs"][0]["examples_per_second"] for a in ("resnet", "rknet", "odenet")}
         assert speeds["resnet"] > speeds["rknet"] > speeds["odenet"]  # the cost ranking the chapter explains
+
+
+def test_cluster_scores_tell_separated_clusters_from_noise():
+    """Table 5's measure: K-means on well separated blobs scores near 1 and finds the classes; on noise it does
+    not."""
+    import torch
+
+    from nodelib.experiments.features import cluster_scores, features_of, tsne_map
+
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(4).repeat_interleave(30)
+    centres = 10 * torch.eye(4, 6)
+    blobs = centres[labels] + 0.1 * torch.randn(120, 6, generator=g)
+    separated = cluster_scores(blobs, labels, 4, seed=0)
+    assert separated["silhouette"] > 0.9 and separated["kmeans_purity"] == 1.0
+    assert separated["silhouette_classes"] == pytest.approx(separated["silhouette"])
+    noise = cluster_scores(torch.randn(120, 6, generator=g), labels, 4, seed=0)
+    assert noise["silhouette"] < 0.4 and noise["silhouette_classes"] < 0.05 and noise["kmeans_purity"] < 0.6
+    xy = tsne_map(blobs, seed=0, perplexity=10.0)
+    assert len(xy) == 120 and all(len(p) == 2 for p in xy)
+    with pytest.raises(Exception, match="features"):
+        features_of(torch.nn.Linear(2, 2), torch.zeros(3, 2))

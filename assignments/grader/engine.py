@@ -140,6 +140,28 @@ def _rmtree(path: Path) -> None:
     shutil.rmtree(path, onerror=retry)
 
 
+def exchange(proc: subprocess.Popen, request: dict, timeout: float) -> dict | None:
+    """Send ``request`` to ``proc`` as one JSON line and read its one-line reply, within ``timeout`` seconds. None
+    if it did not answer in time; ``{}`` if it closed its output; ``{"ok": False, "error": ...}`` if the pipe
+    broke or the reply was not JSON."""
+    assert proc.stdin and proc.stdout
+    result: dict = {}
+
+    def talk() -> None:
+        try:
+            proc.stdin.write((json.dumps(request) + "\n").encode())  # type: ignore[union-attr]
+            proc.stdin.flush()  # type: ignore[union-attr]
+            line = proc.stdout.readline()  # type: ignore[union-attr]
+            result.update(json.loads(line) if line else {})
+        except (OSError, ValueError) as err:
+            result.update({"ok": False, "error": f"the checker stopped ({err})"})
+
+    worker = threading.Thread(target=talk, daemon=True)
+    worker.start()
+    worker.join(timeout)
+    return None if worker.is_alive() else result
+
+
 class Checker:
     """A checker process (one per grading thread): loads sets, hands out their plans, scores outputs."""
 
@@ -157,25 +179,12 @@ class Checker:
             self.loaded = {}
 
     def _ask(self, request: dict, timeout: float) -> dict:
-        assert self.proc is not None and self.proc.stdin and self.proc.stdout
-        result: dict = {}
-
-        def talk():
-            try:
-                self.proc.stdin.write((json.dumps(request) + "\n").encode())
-                self.proc.stdin.flush()
-                line = self.proc.stdout.readline()
-                result.update(json.loads(line) if line else {"ok": False, "error": "the checker stopped"})
-            except (OSError, ValueError) as err:
-                result.update({"ok": False, "error": f"the checker stopped ({err})"})
-
-        worker = threading.Thread(target=talk, daemon=True)
-        worker.start()
-        worker.join(timeout)
-        if worker.is_alive():
+        assert self.proc is not None
+        reply = exchange(self.proc, request, timeout)
+        if reply is None:
             self.close()
             return {"ok": False, "error": f"the checker took more than {timeout:g} s"}
-        return result
+        return reply if "error" in reply or reply.get("ok") is not None else {"ok": False, "error": "the checker stopped"}
 
     def load(self, bundle: Bundle) -> dict:
         self._start(bundle)
@@ -227,24 +236,11 @@ class Zygote:
                                      start_new_session=True)
 
     def run(self, request: dict, timeout: float) -> int:
-        result: dict = {}
-
-        def talk():
-            try:
-                self.proc.stdin.write((json.dumps(request) + "\n").encode())
-                self.proc.stdin.flush()
-                line = self.proc.stdout.readline()
-                result.update(json.loads(line) if line else {})
-            except (OSError, ValueError):
-                pass
-
-        worker = threading.Thread(target=talk, daemon=True)
-        worker.start()
-        worker.join(timeout)
-        if worker.is_alive() or "code" not in result:
+        reply = exchange(self.proc, request, timeout)
+        if reply is None or "code" not in reply:
             self.close()
             return 125
-        return int(result["code"])
+        return int(reply["code"])
 
     def alive(self) -> bool:
         return self.proc.poll() is None

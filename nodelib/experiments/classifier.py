@@ -167,7 +167,7 @@ class World:
 
 # --- data ------------------------------------------------------------------------------------------------------
 
-def _data(config: ClassifierConfig, ctx: Context) -> tuple[dict[str, tuple[Tensor, Tensor]], dict[str, Any]]:
+def classifier_data(config: ClassifierConfig, ctx: Context) -> tuple[dict[str, tuple[Tensor, Tensor]], dict[str, Any]]:
     """Training, validation (held out of the training data, the same for every seed) and test tensors."""
     info = datasets.dataset_info(config.data)
     if config.data_kind == "synthetic":
@@ -315,7 +315,7 @@ def run_classifier(config: ClassifierConfig, ctx: Context, name: str = "classifi
     if checkpoint.exists() and not ctx.resume:
         raise RunError(f"{checkpoint} exists from an earlier run; pass --resume to continue it or --fresh to start "
                        "over")
-    parts, data_info = _data(config, ctx)
+    parts, data_info = classifier_data(config, ctx)
     info = datasets.dataset_info(config.data)
     model = build_model(config).to(device)
     counter = getattr(model, "counter", None)
