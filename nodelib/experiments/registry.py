@@ -191,7 +191,7 @@ register(Experiment(
      "variants": ("latentode-lr0.001", "ace-lr0.001-lam0")}))
 #: Chapter 6's PhysioNet claims, declared before the comparison ran (AUC: test AUC at the epoch of the best
 #: validation AUC; MSE: the interpolation error on the hidden test measurements at that epoch).
-_AUC = {"metric": "test_auc_at_best", "scale": 1.0, "unit": ""}
+_AUC: dict[str, Any] = {"metric": "test_auc_at_best", "scale": 1.0, "unit": ""}
 PHYSIONET_CLAIMS = (
     Claim("ch6-physionet", "ACE-Latent-ODE (Algorithm 1) has a higher mortality AUC than the latent ODE",
           "Jhin et al. 2021, Table 7 (0.853 ± 0.003 against Latent-ODE (ODE Enc.) 0.829 ± 0.004)",
