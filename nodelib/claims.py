@@ -23,6 +23,10 @@ margin within which two results count as the same. :func:`judge` then reads the 
 4. a run that was **still improving** when it stopped (its validation score had not plateaued) caps the
    verdict at ``"inconclusive at this scale"``, and the evidence says what the rule would have said.
 
+An **interaction** ("the gap between A and B is larger than the gap between C and D") is a claim with
+``versus=(C, D)``: each seed's difference is ``(A - B) - (C - D)``, from the four runs of that seed, and the same
+rule judges it.
+
 A deterministic claim (a parameter count, an overhead in percent) is a ``"within"`` claim: one value against
 a declared interval. :func:`table` renders a chapter's claims with the verdict as the second column (readable
 on a phone) and the evidence after it; :func:`glue_verdicts` puts each verdict into the prose.
@@ -65,6 +69,8 @@ class Claim:
         not_testable: the reason, for a claim this book cannot test (the verdict is then "not testable here").
         min_seeds: paired seeds the rule needs.
         by: the record key that names the variant (``"variant"``, ``"schedule"``, ...).
+        versus: for an interaction, two more variants ``(C, D)``: the claim is then that ``model - baseline``
+            exceeds ``C - D`` (kinds ``"better"`` and ``"not worse"``), or equals it within the margin.
     """
 
     key: str
@@ -84,8 +90,10 @@ class Claim:
     not_testable: str = ""
     min_seeds: int = 5
     by: str = "variant"
+    versus: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "versus", tuple(self.versus))
         if not self.key or any(c.isspace() for c in self.key) or ":" in self.key:
             raise ValueError(f"a claim's key is a word without spaces or ':', got {self.key!r}")
         if self.kind not in KINDS:
@@ -103,11 +111,20 @@ class Claim:
             raise ValueError(f"claim {self.key}: need low <= high, got {self.low} and {self.high}")
         if self.kind != "within" and not (self.model and self.baseline) or self.model == self.baseline and self.model:
             raise ValueError(f"claim {self.key}: name two different variants, model and baseline")
+        if self.versus and (self.kind == "within" or len(self.versus) != 2 or len(set(self.variants)) != 4):
+            raise ValueError(f"claim {self.key}: versus names two more variants (C, D), all four different, for a "
+                             f"claim that model - baseline exceeds C - D; got {self.versus!r}")
         if not (isinstance(self.min_seeds, int) and self.min_seeds >= 2):
             raise ValueError(f"claim {self.key}: min_seeds must be an integer >= 2, got {self.min_seeds!r}")
 
+    @property
+    def variants(self) -> tuple[str, ...]:
+        """The variants the claim compares: model, baseline and, for an interaction, the two of ``versus``."""
+        return (self.model, self.baseline, *self.versus)
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        data["versus"] = list(self.versus)
         for name in ("low", "high"):  # JSON has no infinity
             if math.isinf(data[name]):
                 data[name] = None
@@ -155,7 +172,9 @@ class Verdict:
             return f"{num(self.model_mean)}{c.unit}; declared interval [{_bound(c.low, c)}, {_bound(c.high, c)}]. " \
                    + self.reason
         lo, hi = self.interval
-        parts = [f"{c.model} {num(self.model_mean)} ± {num(self.model_std)} vs {c.baseline} "
+        first, second = (f"{c.model} − {c.baseline}", f"{c.versus[0]} − {c.versus[1]}") if c.versus else (c.model,
+                                                                                                        c.baseline)
+        parts = [f"{first} {num(self.model_mean)} ± {num(self.model_std)} vs {second} "
                  f"{num(self.baseline_mean)} ± {num(self.baseline_std)} (mean ± sd, {self.n} seeds)"]
         if self.n >= 2:
             parts.append(f"paired difference {num(self.mean_difference, True)}{c.unit}, 95% CI "
@@ -178,9 +197,9 @@ def _t_quantile(p: float, df: int) -> float:
     return float(t.ppf(p, df))
 
 
-def paired_values(claim: Claim, runs: Iterable[Mapping[str, Any]]) -> dict[int, tuple[Mapping[str, Any], Mapping[str, Any]]]:
-    """``{seed: (model run, baseline run)}`` for the seeds that ran both variants."""
-    by_variant: dict[str, dict[int, Mapping[str, Any]]] = {claim.model: {}, claim.baseline: {}}
+def paired_values(claim: Claim, runs: Iterable[Mapping[str, Any]]) -> dict[int, tuple[Mapping[str, Any], ...]]:
+    """``{seed: (model run, baseline run[, versus runs])}`` for the seeds that ran every variant of the claim."""
+    by_variant: dict[str, dict[int, Mapping[str, Any]]] = {name: {} for name in claim.variants}
     for run in runs:
         name = run.get(claim.by)
         if name in by_variant:
@@ -188,8 +207,8 @@ def paired_values(claim: Claim, runs: Iterable[Mapping[str, Any]]) -> dict[int, 
             if seed in by_variant[name]:
                 raise ValueError(f"claim {claim.key}: two runs of {name!r} with seed {seed}")
             by_variant[name][seed] = run
-    common = sorted(set(by_variant[claim.model]) & set(by_variant[claim.baseline]))
-    return {s: (by_variant[claim.model][s], by_variant[claim.baseline][s]) for s in common}
+    common = sorted(set.intersection(*(set(seeds) for seeds in by_variant.values())))
+    return {s: tuple(by_variant[name][s] for name in claim.variants) for s in common}
 
 
 def _improving(run: Mapping[str, Any]) -> bool:
@@ -212,12 +231,14 @@ def judge(claim: Claim, runs: Optional[Iterable[Mapping[str, Any]]] = None, *, v
         raise ValueError(f"claim {claim.key}: pass the recorded runs")
     pairs = paired_values(claim, runs)
     sign = 1.0 if claim.direction == "higher" else -1.0
-    values = [(float(m[claim.metric]), float(b[claim.metric])) for m, b in pairs.values()]
-    if any(not (math.isfinite(x) and math.isfinite(y)) for x, y in values):
+    raw = [[float(r[claim.metric]) for r in group] for group in pairs.values()]
+    if any(not math.isfinite(x) for group in raw for x in group):
         raise ValueError(f"claim {claim.key}: a run has no finite {claim.metric}")
+    # an interaction compares two contrasts of the same seed: (model - baseline) against (C - D)
+    values = [(g[0] - g[1], g[2] - g[3]) if claim.versus else (g[0], g[1]) for g in raw]
     n = len(values)
     if n == 0:
-        return Verdict(claim, INCONCLUSIVE, f"No seed ran both {claim.model} and {claim.baseline}.")
+        return Verdict(claim, INCONCLUSIVE, f"No seed ran {' and '.join(claim.variants)}.")
     model = [x for x, _ in values]
     base = [y for _, y in values]
     diffs = [sign * (x - y) for x, y in values]
@@ -243,10 +264,11 @@ def judge(claim: Claim, runs: Optional[Iterable[Mapping[str, Any]]] = None, *, v
         return Verdict(claim, INCONCLUSIVE, f"Only {n} paired seeds; the rule needs {claim.min_seeds} (with these, "
                        f"it would say '{rule}').", uncapped=rule, **common)
     improving = sum(_improving(r) for pair in pairs.values() for r in pair)
+    total = len(claim.variants) * n
     if improving and rule != INCONCLUSIVE:
-        return Verdict(claim, INCONCLUSIVE, f"{improving} of {2 * n} runs were still improving when they stopped, so "
+        return Verdict(claim, INCONCLUSIVE, f"{improving} of {total} runs were still improving when they stopped, so "
                        f"the rule's '{rule}' is capped.", still_improving=improving, uncapped=rule, **common)
-    reason = f"{improving} of {2 * n} runs were still improving when they stopped." if improving else ""
+    reason = f"{improving} of {total} runs were still improving when they stopped." if improving else ""
     return Verdict(claim, rule, reason, still_improving=improving, uncapped=rule, **common)
 
 

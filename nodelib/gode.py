@@ -12,7 +12,9 @@ are the two ends (Eqs. 7-8). The module holds:
 - :class:`GODEField`: the ODE block's field, (GroupNorm-ReLU-convt) twice, registered as the classifier body
   ``"gode"`` of :mod:`nodelib.classification` (the stem and head of chapter 5);
 - the generalized-ODE view (Eqs. 2-3 and 5): :class:`Family` (:data:`FAMILIES`: Gaussian, Bernoulli, Poisson with
-  their canonical links) and :class:`GODERegressor`, ``dZ/dt = σ(Z β(t) + b(t))``, ``η = g(μ) = Z(T) θ``.
+  their canonical links) and :class:`GODERegressor`, ``dZ/dt = σ(Z β(t) + b(t))``, ``η = g(μ) = Z(T) θ``; its
+  baseline, the GLM without a flow, by maximum likelihood or with a ridge penalty chosen on validation
+  (:func:`fit_glm`, :func:`tune_glm`).
 
 The knots matter. The paper's (Sec. 2.3, ``knots="uniform"``) are ``t_i = i T / (k + m)``, ``i = 0..k+m``: with
 ``k >= 1`` the basis sums to 0 at ``t = 0`` (the first Euler step sees zero weights) and to 1 only on
@@ -39,7 +41,8 @@ from .layers import conv_class, group_norm
 from .timevarying import BasisExpansionParameters, TimeVaryingField
 
 __all__ = ["KNOT_CHOICES", "INITS", "bspline_basis", "bspline_knots", "BSplineBasis", "BSplineConv", "GODEField",
-           "Family", "FAMILIES", "GODERegressor", "gode_parameter_count", "pearson_dispersion"]
+           "Family", "FAMILIES", "GODERegressor", "gode_parameter_count", "pearson_dispersion", "GLMFit", "fit_glm",
+           "tune_glm"]
 
 #: How :class:`BSplineConv` initialises its coefficients.
 INITS = ("independent", "shared")
@@ -332,6 +335,126 @@ def pearson_dispersion(y: Tensor, mu: Tensor, family: Family, n_parameters: int 
     return float(((y - mu) ** 2 / family.variance(mu)).sum()) / dof
 
 
+#: The first predictor of :func:`fit_glm`: the constant model's, ``g(mean y)``, for each canonical link.
+_START = {"identity": lambda m: m, "log": math.log, "logit": lambda m: math.log(m / (1 - m))}
+
+
+@dataclass(frozen=True)
+class GLMFit:
+    """A generalized linear model ``η = g(μ) = x β + β_0`` fitted by :func:`fit_glm`: the GODE of Eq. 5 with no
+    flow (``T = 0``), the baseline it must beat. ``converged`` says whether Newton's method met its tolerance."""
+
+    family: Family
+    coef: Tensor
+    intercept: float
+    alpha: float
+    iterations: int
+    converged: bool
+    objective: float
+
+    def eta(self, x: Tensor) -> Tensor:
+        """The linear predictor (the natural parameter, for a canonical link), in ``x``'s dtype."""
+        return (x.to(torch.float64) @ self.coef + self.intercept).to(x.dtype)
+
+    def mean(self, x: Tensor) -> Tensor:
+        return self.family.mean(self.eta(x))
+
+
+def _family(family: Any) -> Family:
+    if isinstance(family, Family):
+        return family
+    if isinstance(family, str) and family in FAMILIES:
+        return FAMILIES[family]
+    raise ValueError(f"family must be one of {tuple(FAMILIES)} or a Family, got {family!r}")
+
+
+def fit_glm(x: Tensor, y: Tensor, family: Any = "poisson", alpha: float = 0.0, *, tol: float = 1e-10,
+            gtol: float = 1e-9, max_iter: int = 100) -> GLMFit:
+    """A GLM with the family's canonical link by maximum likelihood (``alpha = 0``) or ridge-penalised
+    likelihood: the minimiser of ``mean_i nll(η_i, y_i) + (alpha / 2) |β|^2`` (the intercept unpenalised; the
+    objective of scikit-learn's ``PoissonRegressor(alpha=alpha)``, and of ``LogisticRegression(C=1 / (alpha n))``
+    for the Bernoulli family), by Newton's method with step halving, in float64. With a canonical link the
+    Hessian is ``X^T diag(V(μ)) X / n``, so each step is iteratively reweighted least squares (IRLS).
+
+    Newton stops when no coefficient moves by more than ``tol`` (relative to the largest), or when no entry of
+    the objective's gradient exceeds ``gtol`` and a step no longer lowers the objective (the maximum is
+    reached, even along nearly flat directions where some coefficients are poorly determined); a fit that does
+    neither within ``max_iter`` steps, or that reaches a perfect fit (separable binary data without a penalty,
+    whose likelihood keeps rising as the coefficients grow), is returned with ``converged=False``. Collinear or
+    constant columns leave the unpenalised problem without a unique solution; the steps are then least-norm,
+    and the fitted means are still the maximum-likelihood ones.
+    """
+    fam = _family(family)
+    if not isinstance(x, Tensor) or x.dim() != 2 or not x.is_floating_point():
+        raise ValueError(f"x must be a 2-D floating-point tensor (N, p), got "
+                         f"{tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__}")
+    if not isinstance(y, Tensor) or y.shape != (x.shape[0],):
+        raise ValueError(f"y must have shape ({x.shape[0]},), one response per row of x, got "
+                         f"{tuple(y.shape) if isinstance(y, Tensor) else type(y).__name__}")
+    if not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and alpha >= 0):
+        raise ValueError(f"alpha must be a finite number >= 0, got {alpha!r}")
+    check_positive_int("max_iter", max_iter)
+    fam.check(y)
+    n, p = x.shape
+    design = torch.cat([torch.ones(n, 1, dtype=torch.float64), x.to(torch.float64)], dim=1)
+    target = y.to(torch.float64)
+    penalty = torch.full((p + 1,), float(alpha), dtype=torch.float64)
+    penalty[0] = 0.0
+    beta = torch.zeros(p + 1, dtype=torch.float64)
+    average = float(target.mean())
+    if fam.link in _START and (fam.link != "log" or average > 0) and (fam.link != "logit" or 0 < average < 1):
+        beta[0] = _START[fam.link](average)
+
+    def objective(b: Tensor) -> float:
+        return float(fam.nll(design @ b, target).mean() + 0.5 * (penalty * b * b).sum())
+
+    value, converged, iterations = objective(beta), False, 0
+    while iterations < max_iter and not converged:
+        iterations += 1
+        eta = design @ beta
+        mu = fam.mean(eta)
+        gradient = design.T @ (mu - target) / n + penalty * beta
+        hessian = (design.T * fam.variance(mu)) @ design / n + torch.diag(penalty)
+        step = torch.linalg.lstsq(hessian, gradient.unsqueeze(1), driver="gelsd").solution.squeeze(1)
+        size = 1.0
+        for _ in range(40):  # halve the step until the objective does not increase
+            trial = objective(beta - size * step)
+            if math.isfinite(trial) and trial <= value + 1e-12 * abs(value):
+                break
+            size /= 2
+        else:
+            break
+        beta, previous, value = beta - size * step, value, trial
+        if float(fam.deviance(target, fam.mean(design @ beta)).mean()) <= 1e-8:
+            break  # a perfect (saturated) fit: where separable data drive the coefficients, to infinity
+        # flat: the gradient vanishes and the objective no longer falls
+        flat = float(gradient.abs().max()) <= gtol and previous - value <= 1e-12 * abs(value)
+        converged = flat or float((size * step).abs().max()) <= tol * max(1.0, float(beta.abs().max()))
+    return GLMFit(fam, beta[1:].clone(), float(beta[0]), float(alpha), iterations, converged, value)
+
+
+def tune_glm(train: tuple[Tensor, Tensor], validation: tuple[Tensor, Tensor], family: Any = "poisson",
+             alphas: Any = None, **options: Any) -> tuple[GLMFit, list[tuple[float, float]]]:
+    """The ridge-penalised GLM whose strength, among ``alphas`` (default: 100 values from ``1e-5`` to ``10``,
+    evenly spaced in log), gives the lowest mean negative log-likelihood on ``validation``: the same kind of
+    selection an early-stopped network gets from its validation loss. Returns the chosen fit and
+    ``[(alpha, validation nll), ...]``."""
+    fam = _family(family)
+    grid = [float(a) for a in (alphas if alphas is not None else torch.logspace(-5, 1, 100, dtype=torch.float64))]
+    if not grid:
+        raise ValueError("alphas must hold at least one penalty strength")
+    xv, yv = validation
+    path, best = [], None
+    for a in grid:
+        fitted = fit_glm(*train, family=fam, alpha=a, **options)
+        score = float(fam.nll(fitted.eta(xv.to(torch.float64)), yv.to(torch.float64)).mean())
+        path.append((a, score))
+        if best is None or score < best[1]:
+            best = (fitted, score)
+    assert best is not None
+    return best[0], path
+
+
 class _Dense(nn.Module):
     """The template of Eq. 5's field: ``σ(Z β + b)`` called as ``(t, Z)``."""
 
@@ -415,12 +538,20 @@ def parse_variant(name: str, step: float = 0.05) -> dict[str, Any]:
     """The body options, interval end and solver of a variant of chapter 8's comparison:
 
     - ``node``: degree 0, one basis function: constant weights (a Neural ODE, Eqs. 7-8);
-    - ``resnet``: degree 0, one basis function per Euler step: a weight per step (a ResNet, exactly);
+    - ``resnet``: degree 0, one basis function per Euler step: a weight per step (a ResNet, exactly, whose
+      residual branch is scaled by the step ``h`` and whose GroupNorm parameters are shared by all blocks);
+    - ``resnetN`` (e.g. ``resnet6``): the paper's ResNet, ``N`` standard residual blocks (Chen et al.'s
+      pre-activation block: unscaled branches, each block its own GroupNorm; ``arch`` is ``"resnet"``);
     - ``gode-mM-kK-KNOTS``: ``M`` basis functions of degree ``K`` with ``uniform`` (the paper's) or ``clamped``
       knots;
 
     with optional suffixes ``-TX`` (the interval ``[0, X]``, same step) and ``-dopri5`` (adaptive steps, rtol =
-    atol = 1e-3, instead of Euler)."""
+    atol = 1e-3, instead of Euler). Every answer has ``arch`` (``"gode"`` or ``"resnet"``)."""
+    blocks = re.match(r"^resnet(\d+)$", name)
+    if blocks:
+        if int(blocks.group(1)) < 1:
+            raise ValueError(f"{name}: a ResNet needs at least one block")
+        return {"arch": "resnet", "n_blocks": int(blocks.group(1)), "body": {}, "t1": 1.0, "solver": None}
     base, t1 = name, 1.0
     solver: dict[str, Any] = {"method": "euler", "step_size": step, "gradient": "backprop"}
     if base.endswith("-dopri5"):
@@ -444,7 +575,7 @@ def parse_variant(name: str, step: float = 0.05) -> dict[str, Any]:
             raise ValueError(f"unknown variant {name!r}: expected node, resnet or gode-mM-kK-(uniform|clamped), "
                              "optionally followed by -TX and -dopri5")
         body = {"n_basis": int(match.group(1)), "degree": int(match.group(2)), "knots": match.group(3)}
-    return {"body": body, "t1": t1, "solver": solver}
+    return {"arch": "gode", "body": body, "t1": t1, "solver": solver}
 
 
 def build_variant(name: str, in_channels: int = 1, n_classes: int = 10, *, width: int = 32, stem: str = "chen",
@@ -453,6 +584,10 @@ def build_variant(name: str, in_channels: int = 1, n_classes: int = 10, *, width
     from .classification import build_classifier
 
     spec = parse_variant(name, step)
+    if spec["arch"] == "resnet":
+        resnet: nn.Module = build_classifier("resnet", in_channels, n_classes, width=width, stem_kind=stem,
+                                             n_blocks=spec["n_blocks"])
+        return resnet
     model: nn.Module = build_classifier("gode", in_channels, n_classes, width=width, stem_kind=stem,
                                         body_options=spec["body"], solver=spec["solver"], t1=spec["t1"])
     return model
@@ -460,7 +595,14 @@ def build_variant(name: str, in_channels: int = 1, n_classes: int = 10, *, width
 
 def kernel_path(model: nn.Module, step: float = 0.05) -> list[float]:
     """The first convt's kernel entry ``θ[0, 0, 1, 1]`` at every Euler time of a variant's interval: how smoothly
-    the weights vary with depth (compare it at initialisation and after training)."""
+    the weights vary with depth (compare it at initialisation and after training). For a ``resnetN`` variant:
+    the same entry of each block's first convolution (the paper's Fig. 2 plots it against the block)."""
+    from .layers import ConvResBlock
+
+    body: Any = model.body
+    blocks: list[Any] = [b for b in body if isinstance(b, ConvResBlock)]
+    if blocks:
+        return [float(b.conv1.weight[0, 0, 1, 1].detach()) for b in blocks]
     block: Any = model.body[0]  # type: ignore[index]
     field: GODEField = block.field
     grid = torch.arange(0, field.basis.t1 + 1e-9, step, dtype=torch.float64)

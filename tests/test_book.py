@@ -62,7 +62,7 @@ def test_chapter_seven_renders_its_parts(built_book):
 
 def test_chapter_eight_renders_its_parts(built_book):
     html = (built_book / "chapters" / "08_neural_gode.html").read_text(encoding="utf-8")
-    assert html.count("<img") >= 6, "bases, length of stay, live accuracies and kernels, degrees, recorded runs"
+    assert html.count("<img") >= 6, "bases, penalty path, length of stay, recorded runs, kernels, knots x degree"
     assert "428,042" in html and "724,106" in html, "Table 1's parameter counts, from the executed cells"
     assert "verdict" in html and html.count("<table") >= 4, "families, variants, open choices and claims tables"
     assert html.count('class="exercise') >= 4 and html.count('class="solution') >= 4

@@ -75,3 +75,27 @@ def test_declarations_round_trip_through_a_result_file():
     assert Claim.from_dict(json.loads(json.dumps(claim.to_dict()))) == claim
     with pytest.raises(ValueError, match="two different variants"):
         Claim("x", "s", "P", metric="acc", model="A", baseline="A")
+
+
+def _four(values):
+    return [{"variant": name, "seed": s, "acc": v, "still_improving": False}
+            for name, column in values.items() for s, v in enumerate(column)]
+
+
+def test_an_interaction_compares_two_contrasts_of_the_same_seed():
+    """(A - B) - (C - D) per seed: a gap that exists under one condition and not under the other."""
+    claim = Claim("ch-interaction", "the gap A - B exceeds C - D", "ours", metric="acc", model="A", baseline="B",
+                  versus=("C", "D"))
+    seeds = [0.80, 0.70, 0.90, 0.75, 0.85]  # large seed effects, shared by the four variants of a seed
+    gap = judge(claim, _four({"A": [x + 0.02 for x in seeds], "B": seeds, "C": seeds,
+                              "D": [x + 0.001 * (-1) ** i for i, x in enumerate(seeds)]}))
+    assert gap.verdict == "holds" and gap.mean_difference == pytest.approx(0.02, abs=1e-3)
+    assert "A − B" in gap.evidence() and "C − D" in gap.evidence()
+    reversed_ = judge(claim, _four({"A": [x + 0.02 for x in seeds], "B": seeds, "C": [x + 0.04 for x in seeds],
+                                    "D": [x + 0.001 * (-1) ** i for i, x in enumerate(seeds)]}))
+    assert reversed_.verdict == "does not hold"
+    missing = judge(claim, _four({"A": seeds, "B": seeds, "C": seeds}))
+    assert missing.verdict == "inconclusive at this scale" and missing.n == 0
+    assert Claim.from_dict(claim.to_dict()) == claim and claim.to_dict()["versus"] == ["C", "D"]
+    with pytest.raises(ValueError, match="versus"):
+        Claim("bad", "s", "p", metric="acc", model="A", baseline="B", versus=("A", "D"))

@@ -359,7 +359,7 @@ def test_table_rows_change_the_table_1_experiment_as_the_tables_do():
 def test_variant_names_build_the_two_ends_and_the_splines():
     from nodelib.gode import build_variant, parse_variant
 
-    assert parse_variant("node") == {"body": {"n_basis": 1, "degree": 0}, "t1": 1.0,
+    assert parse_variant("node") == {"arch": "gode", "body": {"n_basis": 1, "degree": 0}, "t1": 1.0,
                                      "solver": {"method": "euler", "step_size": 0.05, "gradient": "backprop"}}
     assert parse_variant("resnet", step=0.1)["body"] == {"n_basis": 10, "degree": 0}
     spec = parse_variant("gode-m8-k3-uniform-T2-dopri5")
@@ -374,6 +374,12 @@ def test_variant_names_build_the_two_ends_and_the_splines():
     assert net.body[0].field.basis.n_basis == 4 and net.body[0].solver.step_size == 0.25
     assert count_parameters(build_variant("resnet", width=8, step=0.25)) > count_parameters(
         build_variant("node", width=8, step=0.25))
+    # the paper's ResNet: standard blocks, each with its own GroupNorm and an unscaled branch
+    six = build_variant("resnet6", width=8)
+    assert parse_variant("resnet6")["n_blocks"] == 6 and len(six.body) == 6 and six.counter is None
+    from nodelib.gode import kernel_path
+
+    assert kernel_path(six) == [float(b.conv1.weight[0, 0, 1, 1]) for b in six.body]
 
 
 def test_gode_compare_records_paths_and_resumes_with_more_variants(tmp_path, capsys):
@@ -381,11 +387,11 @@ def test_gode_compare_records_paths_and_resumes_with_more_variants(tmp_path, cap
 
     from nodelib.experiments.__main__ import main
 
-    common = ["run", "gode-compare", "--data", "mnist5k", "--train-size", "32", "--validation-size", "16",
+    common = ["run", "gode-mnist5k-compare", "--data", "mnist5k", "--train-size", "32", "--validation-size", "16",
               "--test-size", "16", "--epochs", "1", "--seeds", "0", "--width", "4", "--stem", "small", "--downsample",
               "2", "--step", "0.5", "--device", "cpu", "--no-progress", "--out", str(tmp_path)]
     assert main(common + ["--variants", "node"]) == 0
-    out = tmp_path / "gode-compare" / "result.json"
+    out = tmp_path / "gode-mnist5k-compare" / "result.json"
     first = json.loads(out.read_text())
     assert first["complete"] and [r["variant"] for r in first["runs"]] == ["node"]
     assert first["data"] == {"train": 32, "validation": 16, "test": 16}
@@ -402,3 +408,66 @@ def test_gode_compare_records_paths_and_resumes_with_more_variants(tmp_path, cap
     with pytest.raises(SystemExit):
         main(common + ["--variants", "gode-m2-quadratic"])
     assert "unknown variant" in capsys.readouterr().err
+
+
+# --- the GLM baseline of the GODE view: maximum likelihood and a ridge penalty chosen on validation ------------
+
+
+def _glm_data(family, n=400, p=6, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, p, generator=g, dtype=torch.float64)
+    eta = 0.5 + x @ torch.linspace(-0.4, 0.4, p, dtype=torch.float64)
+    if family == "poisson":
+        y = torch.poisson(eta.exp(), generator=g)
+    else:
+        y = torch.bernoulli(torch.sigmoid(eta), generator=g)
+    return x, y
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.01, 0.3])
+def test_the_poisson_glm_is_scikit_learns_maximum_of_the_penalised_likelihood(alpha):
+    from sklearn.linear_model import PoissonRegressor
+
+    from nodelib.gode import fit_glm
+
+    x, y = _glm_data("poisson")
+    ours = fit_glm(x, y, "poisson", alpha)
+    theirs = PoissonRegressor(alpha=alpha, tol=1e-12, max_iter=10_000).fit(x.numpy(), y.numpy())
+    assert ours.converged and ours.iterations < 30
+    np.testing.assert_allclose(ours.coef.numpy(), theirs.coef_, atol=1e-6)
+    assert ours.intercept == pytest.approx(theirs.intercept_, abs=1e-6)
+    # the score equations of the maximum: X^T (y - mu) = 0 (and the intercept's: sum(y - mu) = 0)
+    if alpha == 0:
+        residual = y - ours.mean(x)
+        assert float(residual.sum().abs()) < 1e-6 and float((x.T @ residual).abs().max()) < 1e-6
+
+
+def test_the_logistic_glm_is_scikit_learns_and_separable_data_do_not_converge():
+    from sklearn.linear_model import LogisticRegression
+
+    from nodelib.gode import fit_glm
+
+    x, y = _glm_data("bernoulli")
+    alpha = 0.05
+    ours = fit_glm(x, y, "bernoulli", alpha)
+    theirs = LogisticRegression(C=1 / (alpha * len(y)), tol=1e-12, max_iter=10_000).fit(x.numpy(), y.numpy())
+    np.testing.assert_allclose(ours.coef.numpy(), theirs.coef_[0], atol=1e-6)
+    separable = fit_glm(x, (x[:, 0] > 0).double(), "bernoulli", 0.0, max_iter=25)
+    assert not separable.converged  # the maximum is at infinity
+    assert fit_glm(x, (x[:, 0] > 0).double(), "bernoulli", 0.1).converged  # a penalty brings it back
+
+
+def test_tuning_picks_the_penalty_with_the_best_validation_likelihood_and_names_bad_input():
+    from nodelib.gode import fit_glm, tune_glm
+
+    x, y = _glm_data("poisson", n=120, p=40)  # many covariates, few observations: the penalty should help
+    xv, yv = _glm_data("poisson", n=2000, p=40, seed=1)
+    chosen, path = tune_glm((x, y), (xv, yv), "poisson", alphas=[0.0, 1e-3, 1e-2, 1e-1, 1.0])
+    scores = dict(path)
+    assert chosen.alpha == min(scores, key=scores.get) and chosen.alpha > 0 and scores[chosen.alpha] < scores[0.0]
+    with pytest.raises(ValueError, match="alpha must be"):
+        fit_glm(x, y, "poisson", -1.0)
+    with pytest.raises(ValueError, match="counts"):
+        fit_glm(x, y - 0.5, "poisson")
+    with pytest.raises(ValueError, match="one response per row"):
+        fit_glm(x, y[:-1], "poisson")

@@ -9,7 +9,8 @@ function that writes ``result.json`` atomically with the command, the machine an
   ``--resume``, several GPUs through ``torchrun``); chapters 5-8's ``*-resnet``, ``*-odenet``, ``*-ace``,
   ``*-anodev2-*`` and ``*-gode-*`` experiments;
 - :mod:`.comparison`: variants x seeds, paired by seed, with the claims they test (``anodev2-compare``,
-  ``gode-compare``, ``mnist5k-ace-compare``); :mod:`.ace_physionet` (``physionet-ace``) and
+  ``gode-fashionmnist-compare``, ``gode-mnist5k-compare``, ``mnist5k-ace-compare``); :mod:`.ace_physionet`
+  (``physionet-ace``) and
   :mod:`.gode_tables` (``gode-table2`` to ``-table4``) are comparisons too;
 - the measurements of chapters 1-4 (:mod:`.solver_speed`, :mod:`.adjoint_memory`, :mod:`.adjoint_norms`,
   :mod:`.spiral_solvers`, :mod:`.latent_spirals`, :mod:`.augmentation_nfe`) and the GPU benchmark

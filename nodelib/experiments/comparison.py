@@ -11,7 +11,8 @@ first run (:mod:`nodelib.claims` judges them from the runs).
 
 - :class:`ImageComparison`: the settings every image comparison shares (data, sizes, schedule, seeds, claims);
 - :class:`ANODEV2Comparison` (``anodev2-compare``): one network of App. B with several schedules;
-- :class:`GODEComparison` (``gode-compare``): Neural ODE, ResNet and Neural-GODE variants with one field;
+- :class:`GODEComparison` (``gode-fashionmnist-compare``, ``gode-mnist5k-compare``): Neural ODE, ResNets and
+  Neural-GODE variants with one field;
 - :class:`ClassifierSweep` (``mnist5k-ace-compare``, ``gode-table2``...): registered classifier experiments,
   each run by :func:`~nodelib.experiments.classifier.run_classifier` with every seed.
 """
@@ -129,7 +130,7 @@ class ANODEV2Comparison(ImageComparison):
 
 @dataclass(frozen=True)
 class GODEComparison(ImageComparison):
-    """Chapter 8: Neural ODE, ResNet and Neural-GODE variants with one field (``gode-compare``); see
+    """Chapter 8: Neural ODE, ResNets and Neural-GODE variants with one field (``gode-*-compare``); see
     :func:`nodelib.gode.parse_variant` for the names."""
 
     width: int = field(default=32, metadata={"help": "channels of the stem and the field (64 in the paper)"})
@@ -239,8 +240,8 @@ def run_anodev2(config: ANODEV2Comparison, ctx: Context, name: str = "anodev2-co
     return _sweep_images(name, config, ctx, build, by="schedule")
 
 
-def run_gode(config: GODEComparison, ctx: Context) -> dict[str, Any]:
-    """Chapter 8's comparison: every variant of ``config.variants`` with every seed."""
+def run_gode(config: GODEComparison, ctx: Context, name: str = "gode-compare") -> dict[str, Any]:
+    """Chapter 8's comparison ``name``: every variant of ``config.variants`` with every seed."""
     from ..gode import build_variant, kernel_path, roughness
 
     def before(model: nn.Module, variant: str, images: Images) -> dict[str, Any]:
@@ -250,6 +251,8 @@ def run_gode(config: GODEComparison, ctx: Context) -> dict[str, Any]:
     def after(model: nn.Module, variant: str, images: Images) -> dict[str, Any]:
         path = kernel_path(model, config.step)
         counter: Any = model.counter
+        if counter is None:  # a standard ResNet: one evaluation per block
+            return {"trained_path": path, "trained_roughness": roughness(path), "nfe_forward": len(path)}
         counter.reset()
         with torch.no_grad():
             model.eval()(images["test"][0][:8].to(next(model.parameters()).device))
@@ -260,7 +263,7 @@ def run_gode(config: GODEComparison, ctx: Context) -> dict[str, Any]:
         return build_variant(variant, x.shape[1], int(y.max()) + 1, width=config.width, stem=config.stem,
                              step=config.step)
 
-    return _sweep_images("gode-compare", config, ctx, build, by="variant", before=before, after=after)
+    return _sweep_images(name, config, ctx, build, by="variant", before=before, after=after)
 
 
 @dataclass(frozen=True)
