@@ -23,3 +23,38 @@ def test_the_same_tensor_saved_twice_counts_once():
     assert once == 256 * 4
     _, exp_out = saved_tensor_bytes(lambda: (x * 1.0).exp().sum())  # exp saves its output
     assert exp_out == 256 * 4
+
+
+def test_nodelib_imports_without_the_resource_module():
+    """Windows has no module ``resource``: every module of nodelib imports without it (it is imported where the
+    high-water mark is read), and reading the mark there says what is missing."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import importlib, pkgutil, sys\n"
+        "sys.modules['resource'] = None  # `import resource` now raises ImportError, as on Windows\n"
+        "import nodelib, nodelib.memory\n"
+        "for module in pkgutil.walk_packages(nodelib.__path__, 'nodelib.'):\n"
+        "    if not module.name.endswith('__main__'):\n"
+        "        importlib.import_module(module.name)\n"
+        "try:\n"
+        "    nodelib.memory.rss_high_water_bytes()\n"
+        "except OSError as err:\n"
+        "    print('OSError:', err)\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "OSError: the resident-set high-water mark needs the module 'resource'" in result.stdout
+
+
+def test_the_high_water_mark_on_windows_is_the_peak_working_set(monkeypatch):
+    from nodelib import memory
+
+    monkeypatch.setattr(memory.sys, "platform", "win32")
+    monkeypatch.setattr(memory, "_windows_peak_working_set", lambda: 123 * 2**20)
+    assert memory.rss_high_water_bytes() == 123 * 2**20
+    monkeypatch.undo()
+    assert memory.rss_high_water_bytes() > 2**20  # here: getrusage's ru_maxrss, in bytes

@@ -191,3 +191,68 @@ def test_downloaded_data_is_never_tracked():
              "assignments/data/FashionMNIST/raw/x", "nodelib/data.py"]
     result = subprocess.run(["git", "check-ignore", "--no-index", *paths], cwd=ROOT, capture_output=True, text=True)
     assert result.stdout.split() == paths[:3], result.stdout
+
+
+def _strings(cmd) -> list[str]:
+    return [str(c) for c in cmd]
+
+
+def test_the_fast_loop_leaves_out_the_slow_parts_and_passes_the_rest_to_pytest():
+    tasks = _tasks()
+    fast = _strings(tasks.test_command(["--fast", "-k", "solvers"]))
+    assert "--fast" not in fast and fast[-2:] == ["-k", "solvers"], "the arguments after --fast go to pytest, last"
+    assert fast[fast.index("-m") + 1] == "not slow" and "tests" in fast and "chapters" not in fast, "no notebook under nbval"
+    left_out = {a.removeprefix("--ignore=") for a in fast if a.startswith("--ignore=")}
+    assert left_out == {"tests/test_notebooks.py", "tests/test_book.py", "tests/test_browser.py", "tests/test_pdf.py",
+                        "tests/test_assignments.py"}
+    assert all((ROOT / path).is_file() for path in left_out), "a renamed file would silently come back into the loop"
+    assert fast[fast.index("-n") + 1] == "auto" and fast[fast.index("--dist") + 1] == "loadfile"
+    full = _strings(tasks.test_command(["-x"]))
+    assert full[-1] == "-x" and "-m" not in full and not any(a.startswith("--ignore") for a in full)
+    assert full[full.index("--dist") + 1] == "loadgroup", "one worker builds the book once for its three test files"
+
+
+def test_every_test_file_that_reads_the_built_book_runs_in_the_books_worker():
+    """Under xdist a session fixture is built once per worker: the files that take ``built_book`` share a group."""
+    import re
+
+    import conftest
+
+    uses = re.compile(r"def \w+\([^)]*\bbuilt_book\b")
+    assert set(conftest.BOOK_TESTS) == {p.name for p in (ROOT / "tests").glob("test_*.py")
+                                        if uses.search(p.read_text(encoding="utf-8"))}
+
+
+def test_cpu_torch_installs_torch_from_pytorchs_cpu_index_first(monkeypatch, tmp_path):
+    tasks = _tasks()
+    monkeypatch.delenv("NODELIB_TORCH", raising=False)
+    assert not tasks.cpu_torch()
+    monkeypatch.setenv("NODELIB_TORCH", "cuda")
+    with pytest.raises(SystemExit, match="the only choice is 'cpu'"):
+        tasks.cpu_torch()
+    monkeypatch.setenv("NODELIB_TORCH", "cpu")
+    assert tasks.cpu_torch()
+    cpu_index = "https://download.pytorch.org/whl/cpu"
+    test = _strings(tasks.cpu_torch_command("test"))
+    assert test[-2:] == ["--index-url", cpu_index] and {"torch>=2.1", "torchvision>=0.16"} <= set(test), test
+    lab = _strings(tasks.cpu_torch_command("lab"))
+    assert "torch>=2.1" in lab and not any(a.startswith("torchvision") for a in lab), "torchvision only with experiments"
+    # a fresh environment: torch from the CPU index, then nodelib, which finds torch satisfied; then a stamp
+    monkeypatch.setattr(tasks, "VENV", tmp_path)
+    monkeypatch.setattr(tasks, "PYTHON", tmp_path / "python")
+    (tmp_path / "python").touch()
+    commands = []
+    monkeypatch.setattr(tasks, "run", lambda cmd, **kwargs: commands.append(_strings(cmd)))
+    monkeypatch.setattr(tasks, "installed_torch", lambda: None)
+    tasks.ensure_env("test")
+    assert commands[0][-2:] == ["--index-url", cpu_index] and "--editable" in commands[1] and len(commands) == 2
+    assert [p.name for p in tmp_path.glob(".installed-test-*")][0].endswith("-cpu")
+    tasks.ensure_env("test")
+    assert len(commands) == 2, "installed once"
+    # an environment that already has CUDA's torch is not silently kept
+    for stamp in tmp_path.glob(".installed-*"):
+        stamp.unlink()
+    monkeypatch.setattr(tasks, "installed_torch", lambda: "2.5.1+cu124")
+    monkeypatch.setattr(tasks.sys, "platform", "linux")
+    with pytest.raises(SystemExit, match="not the CPU-only build"):
+        tasks.ensure_env("test")
