@@ -456,3 +456,18 @@ def test_best_setting_picks_each_familys_best_validation_auc():
     assert (chosen["ace"]["lr"], chosen["ace"]["lam"]) == (0.001, 0.0)  # a tie keeps the first in the grid
     with pytest.raises(RunError, match="latentode"):
         best_setting({"runs": runs[2:4]})
+
+
+def test_the_registered_comparison_uses_the_recorded_selections_choice():
+    """physionet-ace's learning rates and λ are what physionet-ace-select chose on validation, not typed apart."""
+    from nodelib.experiments import load_result, registry
+    from nodelib.experiments.ace_physionet import best_setting
+
+    selection = load_result("physionet-ace-select_cpu")
+    declared = selection["config"]["variants"]
+    assert sorted(r["variant"] for r in selection["runs"]) == sorted(declared), "the selection grid is incomplete"
+    assert not any(r["still_improving"] for r in selection["runs"] if r["variant"].startswith("ace"))
+    chosen = best_setting(selection)
+    config = registry.get("physionet-ace").configuration()
+    assert (config.lr, config.lam) == (chosen["ace"]["lr"], chosen["ace"]["lam"])
+    assert config.lr_latent == chosen["latentode"]["lr"]
