@@ -84,6 +84,13 @@ def test_every_figure_has_alt_text(path):
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=CHAPTER_IDS)
+def test_every_figure_is_a_numbered_figure(path):
+    """The text refers to figures by number ({numref}), so every figure needs a name and a caption."""
+    problems = load_tool("notebooks").figures_without_names(load_notebook(path))
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=CHAPTER_IDS)
 def test_executed_top_to_bottom_without_errors(path):
     cells = code_cells(load_notebook(path))
     counts = [c.get("execution_count") for c in cells]
