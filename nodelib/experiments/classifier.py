@@ -377,8 +377,12 @@ def run_classifier(config: ClassifierConfig, ctx: Context, name: str = "classifi
             torch.cuda.synchronize(device)
         row["examples_per_second"] = len(y) / row["seconds"] if row["seconds"] > 0 else math.inf
         row["peak_memory_mib"] = _peak_memory_mib(device)
-        if not world.main:
-            return
+        if world.main:
+            _record_epoch(row)
+        if world.size > 1:
+            dist.barrier()  # every process, or the main one waits here for ever
+
+    def _record_epoch(row: dict[str, Any]) -> None:
         if row.get("improved"):
             with atomic_path(folder / "best.pt") as tmp:
                 torch.save({"config": settings, "epoch": row["epoch"], "model": model.state_dict()}, tmp)
@@ -391,8 +395,6 @@ def run_classifier(config: ClassifierConfig, ctx: Context, name: str = "classifi
         chosen = f", validation accuracy {row['validation_accuracy']:.4f}" if "validation_accuracy" in row else ""
         print(f"{name} epoch {row['epoch']}/{config.epochs}: loss {row['train_loss']:.4f}{chosen}, test accuracy "
               f"{row['test_accuracy']:.4f}{nfe}, {row['seconds']:.1f} s", flush=True)
-        if world.size > 1:
-            dist.barrier()
 
     if ctx.resume and checkpoint.exists() and world.main:
         print(f"resuming {name} from {checkpoint}", flush=True)
