@@ -161,7 +161,7 @@ def test_command(args: list[str]) -> list:
     if fast:  # tests/ alone (no chapter under nbval); one file per worker, as a file's module fixtures are built once
         cmd += ["tests", "-m", "not slow", *(f"--ignore={path}" for path in FAST_LEAVES_OUT), "-n", "auto", "--dist", "loadfile"]
     else:  # one file, or one notebook's cells, per worker; the book's tests share one worker and one build (conftest.py)
-        cmd += ["-n", "auto", "--dist", "loadgroup"]
+        cmd += ["-n", "auto", "--dist", "loadfile"]
     return [*cmd, *args]
 
 

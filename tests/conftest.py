@@ -52,19 +52,10 @@ def physionet_reachable() -> bool:
         return False
 
 
-BOOK_TESTS = ("test_book.py", "test_browser.py", "test_pdf.py")  # the files that read the session's one built_book
-
-
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups
 def pytest_collection_modifyitems(config, items):
-    """Under ``--dist loadgroup`` (``python3 tasks.py test``) a worker takes a whole file, or a notebook's cells in
-    order, and one worker takes every test that reads the built book, so that it is built once.
-
-    A chapter that reads PhysioNet's files is skipped, with the reason, on a machine that has neither the files
-    nor the internet (CI and development have ../shared/data; a reader online downloads them)."""
-    for item in items:
-        name = Path(str(item.fspath)).name  # unique: tests/test_*.py and chapters/NN_*.ipynb
-        item.add_marker(pytest.mark.xdist_group("built_book" if name in BOOK_TESTS else name))
+    """A chapter that reads PhysioNet's files is skipped, with the reason, on a machine that has neither the files
+    nor the internet (CI and development have ../shared/data; a reader online downloads them). How the tests are
+    shared among processes: the repository's root ``conftest.py``."""
     needing = [item for item in items if Path(str(item.fspath)).name in NEEDS_PHYSIONET]
     if needing and not physionet_reachable():
         skip = pytest.mark.skip(reason="PhysioNet 2012 is neither under the data root (NODELIB_DATA) nor downloadable "

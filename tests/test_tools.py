@@ -5,6 +5,7 @@ import importlib.util
 import json
 
 import pytest
+
 from conftest import ROOT, load_tool
 
 nbtool = load_tool("notebooks")
@@ -211,18 +212,49 @@ def test_the_fast_loop_leaves_out_the_slow_parts_and_passes_the_rest_to_pytest()
     full = _strings(tasks.test_command(["-x"]))
     assert full[-1] == "-x" and ("-m", "not slow") not in set(zip(full, full[1:]))
     assert not any(a.startswith("--ignore") for a in full)
-    assert full[full.index("--dist") + 1] == "loadgroup", "one worker builds the book once for its three test files"
+    assert full[full.index("--dist") + 1] == "loadfile", "a notebook's cells in one kernel; the root conftest.py's units"
+
+
+def _root_conftest():
+    spec = importlib.util.spec_from_file_location("root_conftest", ROOT / "conftest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_every_test_file_that_reads_the_built_book_runs_in_the_books_worker():
-    """Under xdist a session fixture is built once per worker: the files that take ``built_book`` share a group."""
+    """Under xdist a session fixture is built once per worker: the files that take ``built_book`` are one unit."""
     import re
 
-    import conftest
-
+    root_conftest = _root_conftest()
     uses = re.compile(r"def \w+\([^)]*\bbuilt_book\b")
-    assert set(conftest.BOOK_TESTS) == {p.name for p in (ROOT / "tests").glob("test_*.py")
-                                        if uses.search(p.read_text(encoding="utf-8"))}
+    assert set(root_conftest.BOOK_TESTS) == {p.name for p in (ROOT / "tests").glob("test_*.py")
+                                             if uses.search(p.read_text(encoding="utf-8"))}
+    unit = root_conftest.work_unit
+    assert unit("tests/test_pdf.py::test_x[a::b]") == unit("tests/test_book.py::test_y") == "built book"
+    assert unit("chapters/07_anodev2.ipynb::Cell 3") == unit("chapters/07_anodev2.ipynb::Cell 30")
+    assert unit("chapters/07_anodev2.ipynb::Cell 3") != unit("chapters/08_neural_gode.ipynb::Cell 3")
+    assert unit("tests/test_solvers.py::test_a[x]") == "tests/test_solvers.py"
+
+
+@pytest.mark.slow
+def test_a_notebooks_cells_share_one_process_under_xdist(tmp_path):
+    """The failure this prevents: with the cells shared among processes, a cell ran in a fresh kernel (NameError).
+    A notebook whose every cell needs the one before runs under ``-n 2`` with the repository's scheduling."""
+    import subprocess
+    import sys
+
+    import nbformat
+
+    cells = [nbformat.v4.new_code_cell("x = 0")]
+    cells += [nbformat.v4.new_code_cell(f"assert x == {k}\nx += 1") for k in range(12)]
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), tmp_path / "chained.ipynb")
+    (tmp_path / "test_other.py").write_text("def test_one():\n    pass\n\n\ndef test_two():\n    pass\n")
+    (tmp_path / "conftest.py").write_text((ROOT / "conftest.py").read_text(encoding="utf-8"), encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-p",
+                           "no:cacheprovider", "-n", "2", "--dist", "loadfile", "-q", "chained.ipynb", "test_other.py"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "15 passed" in done.stdout, done.stdout[-3000:] + done.stderr[-2000:]
 
 
 def test_cpu_torch_installs_torch_from_pytorchs_cpu_index_first(monkeypatch, tmp_path):
