@@ -99,3 +99,16 @@ def test_an_interaction_compares_two_contrasts_of_the_same_seed():
     assert Claim.from_dict(claim.to_dict()) == claim and claim.to_dict()["versus"] == ["C", "D"]
     with pytest.raises(ValueError, match="versus"):
         Claim("bad", "s", "p", metric="acc", model="A", baseline="B", versus=("A", "D"))
+
+
+def test_numbers_are_printed_to_what_the_runs_resolve():
+    """An AUC gain of 0.013 with an interval 0.017 wide is not printed as +0.01 [+0.00, +0.02]; accuracy in
+    points keeps two decimals."""
+    auc = judge(BETTER, _runs([0.800, 0.812, 0.795, 0.806, 0.801], [0.815, 0.818, 0.815, 0.812, 0.820]))
+    assert auc.decimals == 3 and auc.format(auc.mean_difference, True) == "+0.013"
+    assert "+0.013, 95% CI [+0.0" in auc.evidence() and "B 0.816 ± 0.003 vs A 0.803 ±" in auc.evidence()
+    points = Claim("ch-points", "B beats A", "Paper 2021", metric="acc", model="B", baseline="A", scale=100.0)
+    pts = judge(points, _runs([0.80, 0.81, 0.79, 0.82, 0.80], [0.83, 0.85, 0.82, 0.86, 0.83]))
+    assert pts.decimals == 2 and pts.format(pts.mean_difference, True) == "+3.40"
+    assert Claim("ch-none", "x", "y", not_testable="no data") and judge(
+        Claim("ch-none", "x", "y", not_testable="no data"), []).decimals == 2

@@ -124,8 +124,11 @@ def test_chapter_has_the_book_shape(path):
 @pytest.mark.parametrize("path", CHAPTERS, ids=CHAPTER_IDS)
 def test_key_numbers_are_compared_by_nbval(path):
     # the cell tag nbval-check-output (python3 tasks.py format moves a first-line # NBVAL_CHECK_OUTPUT there)
-    checked = [c for c in code_cells(load_notebook(path)) if notebooks_tool().compared_by_nbval(c)]
+    cells = code_cells(load_notebook(path))
+    checked = [c for c in cells if notebooks_tool().compared_by_nbval(c)]
     assert len(checked) >= 3
+    markers = [i for i, c in enumerate(cells) if source(c).lstrip().startswith("# NBVAL")]
+    assert not markers, f"code cells {markers} show nbval's marker to readers: python3 tasks.py format moves it to a tag"
     for c in checked:
         assert any(o["output_type"] == "stream" for o in c["outputs"]), "a compared cell must print its numbers"
 
