@@ -40,7 +40,7 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 
 from .report import glue
 
-__all__ = ["VERDICTS", "Claim", "Verdict", "judge", "judge_all", "table", "glue_verdicts", "paired_values"]
+__all__ = ["VERDICTS", "Claim", "Verdict", "judge", "judge_all", "table", "tally", "glue_verdicts", "paired_values"]
 
 HOLDS, DOES_NOT_HOLD, INCONCLUSIVE, NOT_TESTABLE = ("holds", "does not hold", "inconclusive at this scale",
                                                     "not testable here")
@@ -313,6 +313,15 @@ def table(verdicts: Sequence[Verdict]) -> str:
         claim = f"{_cell(v.claim.statement)} ({_cell(v.claim.source)})"
         rows.append(f"| {claim} | **{v.verdict}** | {_cell(v.evidence())} |")
     return "\n".join(rows)
+
+
+def tally(verdicts: Sequence[Verdict]) -> str:
+    """How many claims got each verdict, in words, e.g. ``"9 claims: 1 holds, 8 inconclusive at this scale"``
+    (the verdicts that no claim got are left out)."""
+    counts = {name: sum(v.verdict == name for v in verdicts) for name in VERDICTS}
+    plural = {HOLDS: "hold", DOES_NOT_HOLD: "do not hold"}
+    parts = [f"{n} {plural.get(name, name) if n > 1 else name}" for name, n in counts.items() if n]
+    return f"{len(verdicts)} claim{'s' if len(verdicts) != 1 else ''}: " + ", ".join(parts)
 
 
 def glue_verdicts(verdicts: Sequence[Verdict]) -> None:

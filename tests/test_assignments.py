@@ -25,6 +25,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
 from conftest import ROOT, load_tool
 
 pytestmark = pytest.mark.slow

@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from conftest import load_tool
 
 pytestmark = pytest.mark.slow

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from nodelib.claims import Claim, judge, judge_all, table
+from nodelib.claims import Claim, judge, judge_all, table, tally
 
 BETTER = Claim("ch-better", "B beats A", "Paper 2021, Table 1", metric="acc", model="B", baseline="A")
 
@@ -112,3 +112,11 @@ def test_numbers_are_printed_to_what_the_runs_resolve():
     assert pts.decimals == 2 and pts.format(pts.mean_difference, True) == "+3.40"
     assert Claim("ch-none", "x", "y", not_testable="no data") and judge(
         Claim("ch-none", "x", "y", not_testable="no data"), []).decimals == 2
+
+
+def test_the_tally_counts_each_verdict_in_words():
+    holds = judge(BETTER, _runs([0.80, 0.81, 0.79, 0.82, 0.80], [0.83, 0.84, 0.82, 0.85, 0.83]))
+    fails = judge(BETTER, _runs([0.83, 0.84, 0.82, 0.85, 0.83], [0.80, 0.81, 0.79, 0.82, 0.80]))
+    few = judge(BETTER, _runs([0.80, 0.81], [0.90, 0.91]))
+    assert tally([holds, holds, fails, few]) == "4 claims: 2 hold, 1 does not hold, 1 inconclusive at this scale"
+    assert tally([fails, fails]) == "2 claims: 2 do not hold" and tally([few]) == "1 claim: 1 inconclusive at this scale"

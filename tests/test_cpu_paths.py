@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 import pytest
+
 from conftest import CHAPTERS, NEEDS_PHYSIONET, ROOT, load_tool, physionet_reachable
 
 cpupaths = load_tool("cpupaths")

@@ -13,8 +13,8 @@ import struct
 import numpy as np
 import pytest
 import torch
-from conftest import requires_data
 
+from conftest import requires_data
 from nodelib import datasets
 
 

@@ -8,6 +8,7 @@ import re
 
 import pytest
 import yaml
+
 from conftest import CHAPTERS, ROOT, load_notebook, load_tool
 
 ABSOLUTE_PATH = re.compile(r"(/work/|/tmp/|/root/|/home/\w+/|/Users/\w+/|[A-Z]:\\\\Users)")

@@ -48,7 +48,7 @@ def test_tasks_without_a_command_prints_usage():
 def test_ruff_and_mypy_are_clean():
     """The rule set in pyproject.toml ([tool.ruff.lint]) and mypy over nodelib/ report nothing."""
     paths = ["nodelib", "tests", "tools", "book/_ext", "tasks.py", "conftest.py"]
-    ruff = subprocess.run([sys.executable, "-m", "ruff", "check", *paths], cwd=ROOT, capture_output=True, text=True)
+    ruff = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", *paths], cwd=ROOT, capture_output=True, text=True)
     assert ruff.returncode == 0, ruff.stdout[-3000:]
     mypy = subprocess.run([sys.executable, "-m", "mypy"], cwd=ROOT, capture_output=True, text=True)
     assert mypy.returncode == 0, mypy.stdout[-3000:]

@@ -9,6 +9,7 @@ import re
 
 import pytest
 import yaml
+
 from conftest import ROOT, load_tool
 
 pytestmark = pytest.mark.slow
