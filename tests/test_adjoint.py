@@ -157,6 +157,7 @@ def _dissipative_problem(n_obs: int = 21):
     return grad
 
 
+@pytest.mark.slow  # over 10 s: the full suite runs it, the fast loop leaves it out
 def test_restarting_at_observations_fixes_the_dissipative_case():
     """Strongly dissipative field, 21 observations, loose tolerance. Reconstructing z backwards is unstable;
     putting z back on the stored forward solution at every observation (the default) keeps the adjoint as
@@ -303,6 +304,7 @@ def test_clear_errors():
     assert odeint_adjoint(lambda t, z: -z, torch.ones(2), [0.0, 1.0], adjoint_params=()).shape == (2, 2)
 
 
+@pytest.mark.slow  # over 10 s: the full suite runs it, the fast loop leaves it out
 def test_memory_experiment_smoke(tmp_path):
     from nodelib.experiments import registry
     from nodelib.experiments.base import Context

@@ -387,6 +387,7 @@ def test_the_flows_rate_solved_by_the_core_is_the_exact_linear_flow_and_eq8():
 
 # --- the comparison (chapter 7) --------------------------------------------------------------------------------------
 
+@pytest.mark.slow  # over 10 s: the full suite runs it, the fast loop leaves it out
 def test_comparison_data_are_fixed_subsets_and_the_settings_are_checked():
     from nodelib.errors import RunError
     from nodelib.experiments.comparison import ANODEV2Comparison, load_images

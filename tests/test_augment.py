@@ -64,6 +64,7 @@ def test_toy_data():
         concentric_spheres(10, 2, r_inner=2.0)
 
 
+@pytest.mark.slow  # over 10 s: the full suite runs it, the fast loop leaves it out
 def test_plain_node_cannot_flip_the_line_but_an_augmented_one_can():
     """Chapter 4's lesson: the best monotone fit of -x on [-1, 1] has MSE 1/3; one extra dimension removes the limit."""
     x, y = flip_1d(128, seed=0)

@@ -23,10 +23,13 @@ from nodelib.experiments.comparison import ImageComparison
 
 ROOT = Path(__file__).resolve().parents[1]
 #: One experiment of each kind (and every comparison): the fast suite's smoke runs; the slow suite runs them all.
-REPRESENTATIVE = ["digits-resnet", "digits-odenet", "ecg-odenet", "mnist5k-ace", "cifar10-anodev2-resnet4-config2",
-                  "mnist-gode-uniform", "anodev2-compare", "gode-mnist5k-compare", "mnist5k-ace-compare", "gode-table3",
-                  "mnist5k-ace-features",
-                  "adjoint-memory", "spiral-solvers", "latent-spirals", "augmentation-nfe", "gpu-speed"]
+SLOW_SMOKE = ("adjoint-memory", "mnist5k-ace-features")  # over 10 s each at smoke size: not in the fast loop
+REPRESENTATIVE_NAMES = (
+    "digits-resnet", "digits-odenet", "ecg-odenet", "mnist5k-ace", "cifar10-anodev2-resnet4-config2",
+    "mnist-gode-uniform", "anodev2-compare", "gode-mnist5k-compare", "mnist5k-ace-compare", "gode-table3",
+    "mnist5k-ace-features", "adjoint-memory", "spiral-solvers", "latent-spirals", "augmentation-nfe", "gpu-speed")
+REPRESENTATIVE = [pytest.param(name, marks=pytest.mark.slow) if name in SLOW_SMOKE else name
+                  for name in REPRESENTATIVE_NAMES]
 
 
 def run(*args: str) -> int:
@@ -92,7 +95,7 @@ def test_registered_experiments_run_at_smoke_size(name, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [n for n in registry.names() if n not in REPRESENTATIVE])
+@pytest.mark.parametrize("name", [n for n in registry.names() if n not in REPRESENTATIVE_NAMES])
 def test_every_other_registered_experiment_runs_at_smoke_size(name, tmp_path):
     _smoke(name, tmp_path)
 

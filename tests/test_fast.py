@@ -107,6 +107,7 @@ def test_bad_inputs():
         UnrolledSolve(MLPField(2), 0.0, 1.0, 0.1, method="dopri5")
 
 
+@pytest.mark.slow  # over 10 s: the full suite runs it, the fast loop leaves it out
 def test_speed_benchmark_runs_at_smoke_size(tmp_path):
     import json
 

@@ -300,6 +300,7 @@ def test_family_support_is_checked():
         FAMILIES["bernoulli"].check(torch.tensor([0.0, 2.0]))
 
 
+@pytest.mark.slow  # over 10 s: the full suite runs it, the fast loop leaves it out
 def test_gode_regressor_learns_poisson_counts_better_than_a_constant_rate():
     torch.manual_seed(4)
     x = torch.randn(600, 2)
@@ -382,6 +383,7 @@ def test_variant_names_build_the_two_ends_and_the_splines():
     assert kernel_path(six) == [float(b.conv1.weight[0, 0, 1, 1]) for b in six.body]
 
 
+@pytest.mark.slow  # over 10 s: the full suite runs it, the fast loop leaves it out
 def test_gode_compare_records_paths_and_resumes_with_more_variants(tmp_path, capsys):
     import json
 

@@ -68,6 +68,7 @@ def test_the_encoder_reads_the_observations_backwards_in_time():
     torch.testing.assert_close(mean, by_hand)
 
 
+@pytest.mark.slow  # over 10 s: the full suite runs it, the fast loop leaves it out
 def test_trained_latent_ode_beats_linear_interpolation_on_held_out_points():
     seed_everything(0)
     data = bidirectional_spirals(300, 60, 6.0, 0.1, seed=3)
