@@ -477,13 +477,14 @@ def test_the_recorded_comparison_is_what_its_registration_declares():
     """physionet-ace_cpu, the runs chapter 6 judges: complete, from a clean revision, with the registered settings
     and claims (declared before its first run), every variant and seed, each run's reported epoch its best
     validation AUC and its stop the patience or the epoch limit, and a summary that follows from the runs."""
+    from nodelib.claims import Claim
     from nodelib.experiments import load_result, registry
     from nodelib.sweep import summarise
 
     recorded = load_result("physionet-ace_cpu")
     assert recorded["complete"] and "+dirty" not in recorded["machine"]["revision"]
     config = registry.get("physionet-ace").configuration()
-    assert recorded["claims"] == [c.to_dict() for c in config.claims]
+    assert [Claim.from_dict(c).to_dict() for c in recorded["claims"]] == [c.to_dict() for c in config.claims]
     for key, value in recorded["config"].items():
         declared = getattr(config, key)
         assert (list(declared) if isinstance(declared, tuple) else declared) == value, key
@@ -497,5 +498,8 @@ def test_the_recorded_comparison_is_what_its_registration_declares():
                                                 or r["epochs"] == config.epochs)
     metrics = [m for m in recorded["summary"]["ace"] if isinstance(recorded["summary"]["ace"][m], dict)]
     summary = summarise(recorded["runs"], metrics)
+    assert summary.keys() == recorded["summary"].keys()
     for variant, row in recorded["summary"].items():
-        assert row == pytest.approx(summary[variant])
+        assert row.keys() == summary[variant].keys()
+        for key, value in row.items():
+            assert value == (pytest.approx(summary[variant][key]) if isinstance(value, dict) else summary[variant][key])
