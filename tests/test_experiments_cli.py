@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import requires_data
+from conftest import physionet_reachable, requires_data
 from nodelib.experiments import registry
 from nodelib.experiments.__main__ import main
 from nodelib.experiments.base import Context
@@ -338,3 +338,35 @@ def test_a_fashion_mnist_classifier_trains_from_the_shared_files(tmp_path):
                             Context(out=tmp_path, device="cpu", progress=False))
     assert result["data"] == {"name": "fashionmnist", "source": result["data"]["source"], "train": 64,
                               "validation": 32, "test": 64}
+
+
+@pytest.mark.skipif(not physionet_reachable(), reason="PhysioNet 2012 is neither under the data root nor reachable")
+def test_a_comparison_run_in_parts_merges_into_the_one_run_at_once(tmp_path, capsys):
+    """`merge` joins the parts of a comparison (seeds here and there) into the result one run of every seed gives,
+    with the parts' folders beside it; it refuses a second merge into the same folder and a part of other code."""
+    folders = {}
+    for label, seeds in (("whole", "0,1"), ("p0", "0"), ("p1", "1")):
+        assert run("gode-glm", "--smoke", "--seeds", seeds, "--out", str(tmp_path / label)) == 0
+        folders[label] = tmp_path / label / "gode-glm-smoke"
+        result = json.loads((folders[label] / "result.json").read_text())
+        result["machine"]["revision"] = "abc1234"  # the parts of one clean commit (the test's tree may be dirty)
+        (folders[label] / "result.json").write_text(json.dumps(result))
+    assert main(["merge", "gode-glm", str(folders["p0"]), str(folders["p1"]), "--out", str(tmp_path / "m")]) == 0
+    merged = json.loads((tmp_path / "m" / "gode-glm" / "result.json").read_text())
+    whole = json.loads((folders["whole"] / "result.json").read_text())
+    timing = ("seconds",)
+    assert [{k: v for k, v in r.items() if k not in timing} for r in merged["runs"]] == [
+        {k: v for k, v in r.items() if k not in timing} for r in whole["runs"]]
+    assert merged["config"] == whole["config"] and merged["claims"] == whole["claims"] and merged["complete"]
+    assert merged["summary"]["poisson-gode"]["test_nll"] == pytest.approx(whole["summary"]["poisson-gode"]["test_nll"])
+    assert merged["command"].startswith("python -m nodelib.experiments merge gode-glm")
+    assert len(merged["parts"]) == 2 and "merged into" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["merge", "gode-glm", str(folders["p0"]), str(folders["p1"]), "--out", str(tmp_path / "m")])
+    assert "merge into a new folder" in capsys.readouterr().err
+    other = json.loads((folders["p1"] / "result.json").read_text())
+    other["machine"]["revision"] = "def5678"
+    (folders["p1"] / "result.json").write_text(json.dumps(other))
+    with pytest.raises(SystemExit):
+        main(["merge", "gode-glm", str(folders["p0"]), str(folders["p1"]), "--out", str(tmp_path / "m2")])
+    assert "must run the same code" in capsys.readouterr().err and not (tmp_path / "m2" / "gode-glm").exists()

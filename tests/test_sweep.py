@@ -65,3 +65,54 @@ def test_bad_sweeps_are_refused(tmp_path):
     with pytest.raises(ValueError, match="must not repeat"):
         sweep(["a", "a"], [0], _runner([]), out=tmp_path / "r.json", header={}, metrics=[])
     assert summarise([{"variant": "a", "m": float("nan")}], ["m"]) == {"a": {"runs": 1, "still_improving": 0}}
+
+
+def _part(tmp_path, name, variants, seeds, revision="abc1234", **header):
+    out = tmp_path / name / "result.json"
+    base = {"experiment": "x", "config": {"lr": 0.1, "variants": variants, "seeds": seeds}, "claims": [{"key": "k"}],
+            "machine": {"revision": revision}, "experiments": {v: {"lr": 0.1} for v in variants}}
+    sweep(variants, seeds, _runner([]), out=out, header={**base, **header}, metrics=["test_accuracy_at_best"])
+    return out
+
+
+def test_a_sweep_run_in_parts_merges_into_the_sweep_run_at_once(tmp_path):
+    from nodelib.sweep import merge
+
+    whole = sweep(["a", "b"], [0, 1, 2], _runner([]), out=tmp_path / "whole.json", metrics=["test_accuracy_at_best"],
+                  header={"experiment": "x", "config": {"lr": 0.1}, "claims": [{"key": "k"}]})
+    parts = [_part(tmp_path, "p1", ["b"], [0, 1, 2]), _part(tmp_path, "p2", ["a"], [0, 1]),
+             _part(tmp_path, "p3", ["a"], [2])]
+    merged = merge(parts, tmp_path / "merged.json", variants=["a", "b"], command="python -m nodelib.experiments merge")
+    assert merged["runs"] == whole["runs"]  # seed by seed, in the given variant order
+    assert merged["summary"] == whole["summary"] and merged["complete"]
+    assert merged["config"] == {"lr": 0.1, "variants": ["a", "b"], "seeds": [0, 1, 2]}
+    assert merged["experiments"] == {"a": {"lr": 0.1}, "b": {"lr": 0.1}}
+    assert [p["runs"] for p in merged["parts"]] == [3, 2, 1] and merged["command"].endswith("merge")
+    assert json.loads((tmp_path / "merged.json").read_text()) == merged
+
+
+def test_parts_of_other_code_settings_claims_or_unfinished_are_refused(tmp_path):
+    from nodelib.errors import RunError
+    from nodelib.sweep import merge
+
+    a, b = _part(tmp_path, "a", ["a"], [0]), _part(tmp_path, "b", ["b"], [0])
+    cases = [
+        (_part(tmp_path, "rev", ["b"], [0], revision="def5678"), "revision"),
+        (_part(tmp_path, "dirty", ["b"], [0], revision="abc1234+dirty"), "uncommitted"),
+        (_part(tmp_path, "lr", ["b"], [0], config={"lr": 0.2, "variants": ["b"], "seeds": [0]}), "settings"),
+        (_part(tmp_path, "claims", ["b"], [0], claims=[{"key": "other"}]), "claims"),
+        (_part(tmp_path, "data", ["b"], [0], data="other"), "differ in 'data'"),
+        (a, "both"),
+    ]
+    for part, message in cases:
+        with pytest.raises(RunError, match=message):
+            merge([a, part])
+    unfinished = json.loads(b.read_text()) | {"complete": False}
+    with pytest.raises(RunError, match="unfinished"):
+        merge([a, unfinished])
+    with pytest.raises(RunError, match="leave runs out: a seed 1"):
+        merge([a, b, _part(tmp_path, "b1", ["b"], [1])])
+    with pytest.raises(RunError, match="two or more"):
+        merge([a])
+    with pytest.raises(RunError, match="not \\['a'\\]"):
+        merge([a, b], variants=["a"])

@@ -6,10 +6,13 @@
     python -m nodelib.experiments run mnist-odenet --device cuda --data-dir data --download
     python -m nodelib.experiments run anodev2-compare --seeds 0,1,2,3,4 --epochs 60 --help
     torchrun --nproc_per_node 4 -m nodelib.experiments run cifar10-odenet --data-dir data
+    python -m nodelib.experiments merge mnist5k-ace-compare part1 part2 --out runs
 
 Every setting of an experiment is an option of ``run NAME`` (``run NAME --help`` lists them with their registered
 values); the other options say where and how it runs. Results go to ``OUT/NAME/`` (``OUT/NAME-smoke/`` for a
-smoke run, emptied first).
+smoke run, emptied first). A comparison run in parts (``run NAME --seeds 0,1 --out part1`` here, ``--seeds 2,3,4
+--out part2`` there, from one commit) is joined by ``merge NAME part1 part2 --out OUT`` into ``OUT/NAME/``, with the
+parts' run folders (:func:`nodelib.sweep.merge` says what it checks).
 """
 from __future__ import annotations
 
@@ -34,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
         description="The book's full experiments: registered configurations, run with checkpoints, resume and DDP.",
         epilog="Results go to OUT/NAME/. Several GPUs: torchrun --nproc_per_node K -m nodelib.experiments run NAME",
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{list,show,run}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{list,show,run,merge}")
     listing = commands.add_parser("list", help="the registered experiments, one line each")
     listing.add_argument("--chapter", type=int, default=None, help="only this chapter's")
     show = commands.add_parser("show", help="the configuration that will run, as JSON")
@@ -43,6 +46,10 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run one experiment (run NAME --help: its settings)", add_help=False)
     run.add_argument("name", nargs="?")
     run.add_argument("rest", nargs=argparse.REMAINDER)
+    merge = commands.add_parser("merge", help="join a comparison run in parts into OUT/NAME")
+    merge.add_argument("name")
+    merge.add_argument("parts", nargs="+", type=Path, help="the --out folders of the parts (each holds NAME/)")
+    merge.add_argument("--out", type=Path, required=True, help="the merged result goes to OUT/NAME (must not exist)")
     return parser
 
 
@@ -89,8 +96,48 @@ def _command_line(argv: Optional[list[str]]) -> str:
     return " ".join([prefix, *words])
 
 
+def _merge(name: str, parts: list[Path], out: Path, command: str) -> Path:
+    """Join the parts' NAME/result.json into OUT/NAME/result.json and copy their run folders and checkpoints."""
+    from ..sweep import merge
+
+    experiment = _lookup(name)
+    folders = [p / name if (p / name / "result.json").exists() else p for p in parts]
+    for folder in folders:
+        if not (folder / "result.json").exists():
+            raise _error(f"{folder} holds no result.json of {name} (pass the --out folder a part ran with)")
+    target = out / name
+    if target.exists() and any(target.iterdir()):
+        raise _error(f"{target} exists; merge into a new folder")
+    declared = getattr(experiment.configuration(), "variants", None)
+    try:
+        recorded = [json.loads((f / "result.json").read_text()) for f in folders]
+        ran = {str(r[recorded[0].get("by", "variant")]) for part in recorded for r in part["runs"]}
+        order = [v for v in declared if v in ran] if declared and ran <= set(declared) else None
+        owner: dict[str, Path] = {}
+        for folder in folders:
+            for path in folder.iterdir():
+                if path.name != "result.json" and path.name in owner:
+                    raise RunError(f"{path.name} is in both {owner[path.name]} and {folder}")
+                owner[path.name] = folder
+        target.mkdir(parents=True, exist_ok=True)
+        merge(recorded, target / "result.json", variants=order, command=command)
+    except RunError as exc:
+        if target.exists() and not any(target.iterdir()):
+            target.rmdir()
+        raise _error(str(exc)) from None
+    for entry, folder in owner.items():
+        if entry != "result.json":
+            source = folder / entry
+            (shutil.copytree if source.is_dir() else shutil.copy2)(source, target / entry)
+    return target / "result.json"
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "merge":
+        path = _merge(args.name, args.parts, args.out, _command_line(argv))
+        print(f"{args.name}: {len(args.parts)} parts merged into {path}")
+        return 0
     if args.command == "list":
         _list(args.chapter)
         return 0
