@@ -235,6 +235,8 @@ def test_every_test_file_that_reads_the_built_book_runs_in_the_books_worker():
     assert unit("chapters/07_anodev2.ipynb::Cell 3") == unit("chapters/07_anodev2.ipynb::Cell 30")
     assert unit("chapters/07_anodev2.ipynb::Cell 3") != unit("chapters/08_neural_gode.ipynb::Cell 3")
     assert unit("tests/test_solvers.py::test_a[x]") == "tests/test_solvers.py"
+    a, b = (f"tests/test_cpu_paths.py::test_checked_cells_match_on_another_cpu_path[{c}]" for c in ("01", "02"))
+    assert unit(a) == a and unit(a) != unit(b)  # each chapter's run on the other CPU path is a job of its own
 
 
 @pytest.mark.slow
