@@ -116,3 +116,52 @@ def test_parts_of_other_code_settings_claims_or_unfinished_are_refused(tmp_path)
         merge([a])
     with pytest.raises(RunError, match="not \\['a'\\]"):
         merge([a, b], variants=["a"])
+
+
+def _recorded_sweeps():
+    from pathlib import Path
+
+    import nodelib.experiments
+
+    folder = Path(nodelib.experiments.__file__).parent / "results"
+    out = []
+    for path in sorted(folder.glob("*.json")):
+        record = json.loads(path.read_text())
+        if "by" in record and "runs" in record:  # written by sweep()
+            out.append(pytest.param(path.stem, record, id=path.stem))
+    return out
+
+
+@pytest.mark.parametrize("name,recorded", _recorded_sweeps())
+def test_a_finished_recorded_sweep_is_what_its_registration_declares(name, recorded):
+    """Every shipped sweep that calls itself complete: one clean code revision, the claims and settings its
+    registered experiment declares today (the claims were fixed before the runs), every variant with every seed
+    once, and a summary that follows from the runs. An unfinished one must say so (the chapters cap its verdicts)."""
+    from nodelib.claims import Claim
+    from nodelib.experiments import registry
+    from nodelib.experiments.base import config_to_dict
+
+    if not recorded["complete"]:
+        wanted = {(v, s) for v in recorded["config"]["variants"] for s in recorded["config"]["seeds"]}
+        assert {(r[recorded["by"]], r["seed"]) for r in recorded["runs"]} < wanted
+        pytest.skip(f"{name} is unfinished ({len(recorded['runs'])} of {len(wanted)} runs): its chapter says so")
+    assert "+dirty" not in recorded["machine"]["revision"] and recorded["machine"]["revision"] != "unknown"
+    for part in recorded.get("parts", []):
+        assert part["machine"]["revision"] == recorded["machine"]["revision"]
+    experiment = registry.get(recorded["experiment"])
+    declared = config_to_dict(experiment.configuration())
+    claims = declared.pop("claims", [])
+    assert [Claim.from_dict(c).to_dict() for c in recorded.get("claims", [])] == [
+        Claim.from_dict(c).to_dict() for c in claims]
+    assert {k: recorded["config"][k] for k in declared} == json.loads(json.dumps(declared))
+    by, config = recorded["by"], recorded["config"]
+    assert sorted((r[by], r["seed"]) for r in recorded["runs"]) == sorted(
+        (v, s) for v in config["variants"] for s in config["seeds"])
+    metrics = list(dict.fromkeys(m for row in recorded["summary"].values() for m, v in row.items()
+                                 if isinstance(v, dict)))
+    summary = summarise(recorded["runs"], metrics, by)
+    assert summary.keys() == recorded["summary"].keys()
+    for variant, row in recorded["summary"].items():
+        assert row.keys() == summary[variant].keys()
+        for key, value in row.items():
+            assert value == (pytest.approx(summary[variant][key]) if isinstance(value, dict) else summary[variant][key])
