@@ -47,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("name", nargs="?")
     run.add_argument("rest", nargs=argparse.REMAINDER)
     merge = commands.add_parser("merge", help="join a comparison run in parts into OUT/NAME")
-    merge.add_argument("name")
+    merge.add_argument("name", help="the registered comparison the parts ran (e.g. mnist5k-ace-compare)")
     merge.add_argument("parts", nargs="+", type=Path, help="the --out folders of the parts (each holds NAME/)")
     merge.add_argument("--out", type=Path, required=True, help="the merged result goes to OUT/NAME (must not exist)")
     return parser
