@@ -31,6 +31,11 @@ RunOne = Callable[..., dict[str, Any]]
 GROWABLE = ("variants", "seeds")
 
 
+def _changed_settings(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
+    """The settings (but the growable ones) on which two sweep configurations differ."""
+    return sorted(k for k in set(before) | set(after) if k not in GROWABLE and before.get(k) != after.get(k))
+
+
 def summarise(runs: Sequence[Mapping[str, Any]], metrics: Sequence[str], by: str = "variant"
               ) -> dict[str, dict[str, Any]]:
     """Per variant (``by``) and metric: ``{"mean", "std" (n - 1), "min", "max", "n"}``, plus ``"runs"`` and
@@ -86,8 +91,7 @@ def sweep(
     config = dict(result.get("config", {}))
     if resume and out.exists():
         previous = json.loads(out.read_text())
-        before = dict(previous.get("config", {}))
-        differ = sorted(k for k in set(before) | set(config) if k not in GROWABLE and before.get(k) != config.get(k))
+        differ = _changed_settings(previous.get("config", {}), config)
         if differ:
             raise RunError(f"{out} was written with other settings ({', '.join(differ)}); resume with the same "
                              "settings (more variants or seeds are fine) or start afresh in another folder")
@@ -152,8 +156,7 @@ def merge(parts: Sequence[Union[str, Path, Mapping[str, Any]]], out: Union[str, 
         if part["machine"]["revision"] != first["machine"]["revision"]:
             raise RunError(f"{name} ran revision {part['machine']['revision']}, {names[0]} ran "
                            f"{first['machine']['revision']}: the parts of a sweep must run the same code")
-        config, base = dict(part.get("config", {})), dict(first.get("config", {}))
-        differ = sorted(k for k in set(base) | set(config) if k not in GROWABLE and base.get(k) != config.get(k))
+        differ = _changed_settings(first.get("config", {}), part.get("config", {}))
         if differ:
             raise RunError(f"{name} ran other settings than {names[0]} ({', '.join(differ)})")
     by = str(first.get("by", "variant"))
@@ -202,7 +205,6 @@ def merge(parts: Sequence[Union[str, Path, Mapping[str, Any]]], out: Union[str, 
                 joined[k] = v
         result[key] = joined
     result["config"] = {**dict(first.get("config", {})), "variants": union_variants, "seeds": union_seeds}
-    result["config"] = {k: v for k, v in result["config"].items() if k in first.get("config", {}) or k in GROWABLE}
     for key in ("claims_declared", "started"):  # the earliest part's: the claims were on disk before any run
         stamps = [str(part[key]) for part in loaded if part.get(key) is not None]
         if stamps:

@@ -473,33 +473,18 @@ def test_the_registered_comparison_uses_the_recorded_selections_choice():
     assert config.lr_latent == chosen["latentode"]["lr"]
 
 
-def test_the_recorded_comparison_is_what_its_registration_declares():
-    """physionet-ace_cpu, the runs chapter 6 judges: complete, from a clean revision, with the registered settings
-    and claims (declared before its first run), every variant and seed, each run's reported epoch its best
-    validation AUC and its stop the patience or the epoch limit, and a summary that follows from the runs."""
-    from nodelib.claims import Claim
+def test_the_recorded_comparison_reports_each_runs_best_validation_epoch():
+    """physionet-ace_cpu, the runs chapter 6 judges: each run's reported epoch is its best validation AUC, and its
+    stop the patience or the epoch limit. (That the record is complete, from a clean revision, with the registered
+    settings and claims, every variant and seed, and a summary that follows from the runs, tests/test_sweep.py
+    checks for every shipped sweep.)"""
     from nodelib.experiments import load_result, registry
-    from nodelib.sweep import summarise
 
     recorded = load_result("physionet-ace_cpu")
-    assert recorded["complete"] and "+dirty" not in recorded["machine"]["revision"]
     config = registry.get("physionet-ace").configuration()
-    assert [Claim.from_dict(c).to_dict() for c in recorded["claims"]] == [c.to_dict() for c in config.claims]
-    for key, value in recorded["config"].items():
-        declared = getattr(config, key)
-        assert (list(declared) if isinstance(declared, tuple) else declared) == value, key
-    assert sorted((r["variant"], r["seed"]) for r in recorded["runs"]) == sorted(
-        (v, s) for v in config.variants for s in config.seeds)
     for r in recorded["runs"]:
         history = r["history"]
         best = max(history, key=lambda h: h["validation_auc"])  # the first of equal scores
         assert r["best_epoch"] == best["epoch"] and r["test_auc_at_best"] == best["test_auc"]
         assert r["epochs"] == len(history) and (r["epochs"] - r["best_epoch"] == config.patience
                                                 or r["epochs"] == config.epochs)
-    metrics = [m for m in recorded["summary"]["ace"] if isinstance(recorded["summary"]["ace"][m], dict)]
-    summary = summarise(recorded["runs"], metrics)
-    assert summary.keys() == recorded["summary"].keys()
-    for variant, row in recorded["summary"].items():
-        assert row.keys() == summary[variant].keys()
-        for key, value in row.items():
-            assert value == (pytest.approx(summary[variant][key]) if isinstance(value, dict) else summary[variant][key])
