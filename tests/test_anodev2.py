@@ -20,6 +20,7 @@ from nodelib.anodev2 import (
     rda_linear,
     rda_nonlinear,
     rda_rate,
+    weight_evolution,
 )
 from nodelib.utils import count_parameters
 
@@ -444,3 +445,32 @@ def test_the_recorded_learning_rate_check_shows_the_baseline_at_chance():
         assert sorted(r["seed"] for r in baseline) == [0, 1, 2]
         assert all(r["history"][-1]["validation_accuracy"] < 0.2 for r in baseline)
         assert all(r["history"][-1]["train_loss"] > 2.25 for r in baseline)  # ln 10 = 2.30: a uniform guess
+
+
+# --- weight_evolution: do a network's weights travel over depth? --------------------------------------------------
+
+def test_weight_evolution_measures_the_last_applied_state_against_eq13():
+    torch.manual_seed(0)
+    network = anodev2_network("resnet4", "config2", in_channels=1, image_size=14)
+    block = network.blocks[0]
+    with torch.no_grad():
+        block.flow.coefficients[1] = torch.tensor([-1.0, 0.3, -0.2, 0.4])  # raw tau: softplus(-1) = 0.313
+    rows = weight_evolution(network)
+    assert [(r["block"], r["tensor"], r["t"]) for r in rows] == [(0, 0, 1.0), (0, 1, 1.0)]
+    for k, row in enumerate(rows):
+        tau, v_row, v_col, rho = block.flow.coefficient_values()[k].tolist()
+        assert (row["tau"], row["v_row"], row["v_col"], row["rho"]) == pytest.approx((tau, v_row, v_col, rho))
+        start = block.weights.states(upto=0)[0][k].detach()  # theta(0), the trained initial weights
+        end = rda_nonlinear(start, 1.0, tau, (v_row, v_col), rho, 10)  # ten Eq. 13 steps of 1/10: theta(1)
+        assert row["change"] == pytest.approx(float((end - start).norm() / start.norm()), rel=1e-5)
+    assert rows[1]["tau"] == pytest.approx(math.log1p(math.exp(-1.0)))
+    assert rows[1]["change"] > rows[0]["change"] > 0  # the larger coefficients move the second kernel further
+
+
+def test_weight_evolution_reads_configuration_1_at_its_last_applied_state_and_nothing_when_frozen():
+    torch.manual_seed(0)
+    rows = weight_evolution(anodev2_network("resnet10", "config1", in_channels=1, image_size=14))
+    assert len(rows) == 6 and {r["block"] for r in rows} == {0, 1, 2}  # three evolving blocks, two kernels each
+    assert [r["t"] for r in rows] == pytest.approx([0.8] * 6)  # theta(0.8), the fifth z step's; theta(1) is unused
+    for schedule in ("baseline", "frozen"):
+        assert weight_evolution(anodev2_network("resnet4", schedule, in_channels=1, image_size=14)) == []

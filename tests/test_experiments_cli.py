@@ -19,7 +19,7 @@ from nodelib.experiments import registry
 from nodelib.experiments.__main__ import main
 from nodelib.experiments.base import Context
 from nodelib.experiments.classifier import ClassifierConfig, World, accuracy_metrics, run_classifier
-from nodelib.experiments.comparison import ImageComparison
+from nodelib.experiments.comparison import ANODEV2Comparison, ImageComparison
 
 ROOT = Path(__file__).resolve().parents[1]
 #: One experiment of each kind (and every comparison): the fast suite's smoke runs; the slow suite runs them all.
@@ -30,6 +30,10 @@ REPRESENTATIVE_NAMES = (
     "mnist5k-ace-features", "adjoint-memory", "spiral-solvers", "latent-spirals", "augmentation-nfe", "gpu-speed")
 REPRESENTATIVE = [pytest.param(name, marks=pytest.mark.slow) if name in SLOW_SMOKE else name
                   for name in REPRESENTATIVE_NAMES]
+
+
+#: Experiments that read the selected models of a comparison, run first in the same --out.
+READS_MODELS_OF = {"mnist5k-ace-features": "mnist5k-ace-compare", "anodev2-weights": "anodev2-compare-no-stop"}
 
 
 def run(*args: str) -> int:
@@ -44,11 +48,11 @@ def _smoke(name: str, tmp_path: Path) -> None:
 
         if not datasets.available("physionet2012"):
             pytest.skip("PhysioNet 2012 is not under the data root")
-    if name == "mnist5k-ace-features":  # reads the models of a finished comparison
+    if name in READS_MODELS_OF:  # reads the models of a finished comparison
         with pytest.raises(SystemExit) as missing:  # not there yet: a clear error
-            run("mnist5k-ace-features", "--smoke", "--out", str(tmp_path))
+            run(name, "--smoke", "--out", str(tmp_path))
         assert missing.value.code == 2
-        assert run("mnist5k-ace-compare", "--smoke", "--out", str(tmp_path)) == 0
+        assert run(READS_MODELS_OF[name], "--smoke", "--out", str(tmp_path)) == 0
     assert run(name, "--smoke", "--out", str(tmp_path)) == 0
     folder = tmp_path / f"{name}-smoke"  # smoke runs write beside, never into, the full run's folder
     result = json.loads((folder / "result.json").read_text())
@@ -61,6 +65,12 @@ def _smoke(name: str, tmp_path: Path) -> None:
             assert all("seed" in r and "still_improving" in r for r in result["runs"])
         if isinstance(experiment.config, ImageComparison):  # a newcomer reads that a smoke run's numbers mean nothing
             assert "not results" in result["smoke"]
+        if isinstance(experiment.config, ANODEV2Comparison):  # how far the weights travel, where they evolve
+            from nodelib.anodev2 import SCHEDULES
+
+            for r in result["runs"]:
+                assert ("weight_evolution" in r) == SCHEDULES[r["schedule"]].evolves
+                assert all(row["change"] > 0 for row in r.get("weight_evolution", []))
         return
     assert "not results" in result["smoke"]
     config = experiment.configuration(smoke=True)

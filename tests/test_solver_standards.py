@@ -245,6 +245,7 @@ def test_time_gradients_match_the_closed_form(method, gradient):
 
 def test_dopri5_time_gradient_with_several_observations_matches_the_adjoint_and_torchdiffeq():
     g = torch.Generator().manual_seed(3)
+    torch.manual_seed(0)  # the field's initialisation: its smallest time gradient is 0.06 (bound below: 1e-3)
     field = nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 2)).double()
     func = lambda t, y: field(y) * torch.cos(t)  # noqa: E731
     y0 = torch.randn(4, 2, generator=g, dtype=F64)

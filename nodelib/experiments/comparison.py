@@ -230,14 +230,18 @@ def _sweep_images(name: str, config: ImageComparison, ctx: Context, build: Calla
 def run_anodev2(config: ANODEV2Comparison, ctx: Context, name: str = "anodev2-compare") -> dict[str, Any]:
     """Chapter 7's comparisons: ``config.net`` with every schedule of ``config.variants``, every seed (``name``:
     the experiment's, written into the result)."""
-    from ..anodev2 import anodev2_network
+    from ..anodev2 import anodev2_network, weight_evolution
 
     def build(schedule: str, seed: int, images: Images) -> nn.Module:
         x, y = images["train"]
         return anodev2_network(config.net, schedule, in_channels=x.shape[1], n_classes=int(y.max()) + 1,
                                image_size=x.shape[-1])
 
-    return _sweep_images(name, config, ctx, build, by="schedule")
+    def after(model: nn.Module, schedule: str, images: Images) -> dict[str, Any]:
+        evolution = weight_evolution(model)  # how far the selected weights travel over depth (none: not evolving)
+        return {"weight_evolution": evolution} if evolution else {}
+
+    return _sweep_images(name, config, ctx, build, by="schedule", after=after)
 
 
 def run_gode(config: GODEComparison, ctx: Context, name: str = "gode-compare") -> dict[str, Any]:

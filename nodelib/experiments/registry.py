@@ -17,6 +17,7 @@ from . import (
     ace_physionet,
     adjoint_memory,
     adjoint_norms,
+    anodev2_weights,
     augmentation_nfe,
     features,
     gode_glm,
@@ -314,6 +315,14 @@ register(Experiment(
     _named_anodev2("anodev2-compare-no-stop"),
     {"data": "mnist5k", "train_size": 64, "validation_size": 32, "test_size": 32, "epochs": 1, "seeds": (0,),
      "variants": ("baseline", "config2"), "batch": 16}))
+
+
+register(Experiment(
+    "anodev2-weights", 7, "do the selected configuration-2 networks of anodev2-compare-no-stop evolve their weights? "
+    "(learned τ, v, ρ and how far θ(1) lies from θ(0))",
+    "Zhang et al. 2019, Sec. 2.1 and Fig. 1 (the evolved kernels); read from anodev2-compare-no-stop's checkpoints "
+    "at each run's selected epoch, nothing trained",
+    anodev2_weights.WeightEvolution(), anodev2_weights.run, {"seeds": (0,)}))
 
 
 #: Chapter 7's learning-rate check: App. B's rate 0.1 with the live cell's data and length, at two batch sizes.
