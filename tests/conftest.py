@@ -24,15 +24,25 @@ def load_notebook(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def _seed_everything() -> None:
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def same_random_state_for_every_module() -> None:
+    """A module's shared fixtures (built once, before its first test) start from the same random state too."""
+    _seed_everything()
+
+
 @pytest.fixture(autouse=True)
 def same_random_state_for_every_test() -> None:
     """Every test starts from the same global random state (torch, NumPy, ``random``), whatever its worker ran
     before it: pytest-xdist shares the files among processes differently from run to run, so a module built from
     the global generator (``nn.Linear``'s initialisation) would otherwise differ between runs and machines. CI once
     failed on a test whose network came out with one time gradient of 4e-4 (its bound: 1e-3)."""
-    random.seed(0)
-    np.random.seed(0)
-    torch.manual_seed(0)
+    _seed_everything()
 
 
 @pytest.fixture(scope="session")
