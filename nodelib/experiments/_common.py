@@ -12,7 +12,7 @@ import torch
 
 from .._impl.atomic import atomic_path, write_json_atomic
 
-__all__ = ["atomic_path", "code_revision", "describe_machine", "write_json_atomic"]
+__all__ = ["atomic_path", "code_revision", "describe_machine", "finished_comparison", "write_json_atomic"]
 
 
 def describe_machine(device: torch.device) -> dict[str, Any]:
@@ -50,3 +50,18 @@ def header(name: str, config: Any, ctx: Any, device: torch.device) -> dict[str, 
 
     settings = config.describe() if hasattr(config, "describe") else config_to_dict(config)
     return {"experiment": name, "command": ctx.command, "config": settings, "machine": describe_machine(device)}
+
+
+def finished_comparison(source: str, ctx: Any) -> tuple[Path, dict[str, Any]]:
+    """The folder and result of the comparison ``source`` that an analysis reads: beside the analysis's own folder
+    (``OUT/SOURCE``, or ``OUT/SOURCE-smoke`` for a smoke run), with a clear error if it has not run there."""
+    import json
+
+    from ..errors import RunError
+
+    folder = Path(ctx.out).parent / (source + ("-smoke" if ctx.smoke else ""))
+    result = folder / "result.json"
+    if not result.is_file():
+        raise RunError(f"no finished comparison at {folder}: run `python -m nodelib.experiments run {source}"
+                       f"{' --smoke' if ctx.smoke else ''}` with the same --out first")
+    return folder, json.loads(result.read_text())

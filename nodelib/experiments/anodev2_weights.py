@@ -11,7 +11,6 @@ reads.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,14 +54,9 @@ def run(config: WeightEvolution, ctx: Context, name: str = "anodev2-weights") ->
     """Record the weight evolution of every ``(variant, seed)`` network that ``config.source`` selected."""
     from ..anodev2 import anodev2_network, weight_evolution
     from ..sweep import sweep
-    from ._common import describe_machine
+    from ._common import describe_machine, finished_comparison
 
-    source = Path(ctx.out).parent / (config.source + ("-smoke" if ctx.smoke else ""))
-    result_file = source / "result.json"
-    if not result_file.is_file():
-        raise RunError(f"no finished comparison at {source}: run `python -m nodelib.experiments run {config.source}"
-                       f"{' --smoke' if ctx.smoke else ''}` with the same --out first")
-    compared = json.loads(result_file.read_text())
+    source, compared = finished_comparison(config.source, ctx)
     by = compared.get("by", "schedule")
     records = {(r[by], r["seed"]): r for r in compared.get("runs", [])}
     settings = compared["config"]
@@ -83,10 +77,11 @@ def run(config: WeightEvolution, ctx: Context, name: str = "anodev2-weights") ->
         return {"epoch": record["best_epoch"], "still_improving": bool(record.get("still_improving", False)),
                 "test_accuracy_at_best": record["test_accuracy_at_best"], **summary_of(rows), "tensors": rows}
 
-    header = {"experiment": name, "command": ctx.command, "config": config_to_dict(config), "claims": [],
-              "source": {"experiment": config.source, "command": compared.get("command"),
-                         "revision": compared.get("machine", {}).get("revision")},
-              "data": compared.get("data"), "machine": describe_machine(torch.device("cpu"))}
+    source_of = {"experiment": config.source, "command": compared.get("command"),
+                 "revision": compared.get("machine", {}).get("revision")}
+    header: dict[str, Any] = {"experiment": name, "command": ctx.command, "config": config_to_dict(config),
+                              "claims": [], "source": source_of, "data": compared.get("data"),
+                              "machine": describe_machine(torch.device("cpu"))}
     return sweep(config.variants, config.seeds, run_one, out=ctx.result_path, header=header, by="schedule",
                  metrics=("change_min", "change_max", "tau_min", "tau_max", "speed_max", "rho_max"),
                  resume=ctx.resume,

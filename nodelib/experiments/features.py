@@ -14,7 +14,6 @@ flag of the run it reads, so a verdict on an unfinished model is capped as the c
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,15 +88,10 @@ def run(config: FeatureClustering, ctx: Context, name: str = "mnist5k-ace-featur
     """Cluster the features of every ``(variant, seed)`` model of ``config.source``."""
     from ..sweep import sweep
     from . import registry
-    from ._common import describe_machine
+    from ._common import describe_machine, finished_comparison
     from .classifier import build_model, classifier_data
 
-    source = Path(ctx.out).parent / (config.source + ("-smoke" if ctx.smoke else ""))
-    compared_file = source / "result.json"
-    if not compared_file.is_file():
-        raise RunError(f"no finished comparison at {source}: run `python -m nodelib.experiments run {config.source}"
-                       f"{' --smoke' if ctx.smoke else ''}` with the same --out first")
-    compared = json.loads(compared_file.read_text())
+    source, compared = finished_comparison(config.source, ctx)
     records = {(r["variant"], r["seed"]): r for r in compared.get("runs", [])}
     sources = {v: registry.get(v).configuration(ctx.smoke) for v in config.variants}
     first = next(iter(sources.values()))
