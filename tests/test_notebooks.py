@@ -103,6 +103,19 @@ def test_executed_top_to_bottom_without_errors(path):
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=CHAPTER_IDS)
+def test_every_glue_key_is_glued_once(path):
+    """myst-nb fails the book build (warnings are errors) on a key glued twice; say so here, in a second."""
+    names: dict[str, int] = {}
+    for c in code_cells(load_notebook(path)):
+        for out in c.get("outputs", []):
+            name = out.get("metadata", {}).get("scrapbook", {}).get("name")
+            if name:
+                names[name] = names.get(name, 0) + 1
+    twice = sorted(name for name, n in names.items() if n > 1)
+    assert not twice, f"glued more than once (each glue key needs one value): {twice}"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=CHAPTER_IDS)
 def test_no_absolute_paths_of_this_machine(path):
     text = path.read_text(encoding="utf-8")
     match = ABSOLUTE_PATH.search(text)
