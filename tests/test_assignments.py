@@ -369,7 +369,7 @@ def system_python() -> Path | None:
     probe = subprocess.run([str(candidate), "-c", "import os, sys; print(os.path.dirname(os.__file__))"],
                            capture_output=True, text=True)
     stdlib = Path(probe.stdout.strip()) if probe.returncode == 0 else None
-    ok = stdlib and engine._world_readable(candidate, executable=True) and engine._world_readable(stdlib)
+    ok = stdlib and engine.world_readable(candidate, executable=True) and engine.world_readable(stdlib)
     return candidate if ok else None
 
 
@@ -435,7 +435,7 @@ def gradescope_run(dist: Path, name: str, tmp_path: Path) -> None:
     assert pdf.startswith(b"%PDF") and pdf.count(b"/Type /Page\n") + pdf.count(b"/Type /Page ") >= 1
     log = (root / "results" / "log.txt").read_text()
     if base and engine.landlock_abi() >= 1:
-        if engine._world_readable(here):  # nobody can read the packages the venv borrows: student code runs as nobody
+        if engine.world_readable(here):  # nobody can read the packages the venv borrows: student code runs as nobody
             assert "sandbox: uid 65534, Landlock ABI" in log, log[:500]
         else:  # a clone in a private folder (mktemp -d): the grader must not drop to a user who cannot import torch
             assert "sandbox: " in log and "uid 65534" not in log, log[:500]

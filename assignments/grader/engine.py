@@ -84,7 +84,9 @@ class Bundle:
         target.write_bytes(self.files[rel])
 
 
-def _world_readable(path: Path, executable: bool = False) -> bool:
+def world_readable(path: Path, executable: bool = False) -> bool:
+    """Whether the user nobody can reach ``path`` (every parent searchable) and read it (and run it, with
+    ``executable``): the condition under which the grader drops student code to nobody."""
     try:
         path = path.resolve()
         for parent in path.parents:
@@ -115,7 +117,7 @@ def drop_to() -> int | None:
         return None
     stdlib = Path(os.__file__).parent
     needed = [Path(sys.executable), stdlib, *[Path(p) for p in package_dirs()], Path(tempfile.gettempdir())]
-    ok = _world_readable(Path(sys.executable), executable=True) and all(_world_readable(p) for p in needed[1:])
+    ok = world_readable(Path(sys.executable), executable=True) and all(world_readable(p) for p in needed[1:])
     return NOBODY if ok else None
 
 

@@ -1,6 +1,7 @@
 """Conventions shared by the full experiments: machine description and atomic JSON results (:mod:`nodelib._impl.atomic`)."""
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
@@ -11,6 +12,7 @@ from typing import Any
 import torch
 
 from .._impl.atomic import atomic_path, write_json_atomic
+from ..errors import RunError
 
 __all__ = ["atomic_path", "code_revision", "describe_machine", "finished_comparison", "write_json_atomic"]
 
@@ -55,10 +57,6 @@ def header(name: str, config: Any, ctx: Any, device: torch.device) -> dict[str, 
 def finished_comparison(source: str, ctx: Any) -> tuple[Path, dict[str, Any]]:
     """The folder and result of the comparison ``source`` that an analysis reads: beside the analysis's own folder
     (``OUT/SOURCE``, or ``OUT/SOURCE-smoke`` for a smoke run), with a clear error if it has not run there."""
-    import json
-
-    from ..errors import RunError
-
     folder = Path(ctx.out).parent / (source + ("-smoke" if ctx.smoke else ""))
     result = folder / "result.json"
     if not result.is_file():
